@@ -1,0 +1,462 @@
+//! The command line: clap definitions with their environment fallbacks.
+//! This is the only module that sees clap; it hands the rest of the program
+//! plain validated values (`Command`), and maps usage errors to exit 64.
+
+use crate::error::{fail, Code, Result};
+use crate::log::Level;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "smartem-init",
+    version,
+    about = "Static PID-1 entrypoint: drops to the configured user, checks the data mount, runs the role's service, forwards signals and reaps zombies.",
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    sub: Option<Sub>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Write passwd and group files for a FROM-scratch image
+    GenEtc(GenEtcArgs),
+    /// Explain identity, capabilities and data-dir access; change nothing
+    Doctor(DoctorArgs),
+    /// HTTP GET a health URL: exit 0 on 2xx, 1 otherwise
+    Healthcheck(HealthArgs),
+}
+
+/// Options shared by run mode and doctor: who the service is and what it reads.
+#[derive(Args, Debug)]
+struct IdentityArgs {
+    /// Run as USER[:GROUP] (names or numbers); unset keeps the current identity
+    #[arg(long, env = "SMARTEM_USER", value_name = "USER[:GROUP]")]
+    user: Option<String>,
+    /// Data directory checked for readability as the service's user
+    #[arg(long, env = "SMARTEM_DATA_DIR", value_name = "PATH")]
+    data_dir: Option<PathBuf>,
+    /// Directory holding the passwd and group files (for tests and odd images)
+    #[arg(long, env = "SMARTEM_ETC_DIR", value_name = "DIR", hide_short_help = true)]
+    etc_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    id: IdentityArgs,
+    /// Role whose command runs: api or worker (empty means api)
+    #[arg(long, env = "ROLE", value_name = "NAME")]
+    role: Option<String>,
+    /// Directory to chdir to before the service starts [default: /app if it exists]
+    #[arg(long, env = "SMARTEM_WORKDIR", value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    /// Make an unreadable data dir fatal (exit 78) instead of a warning
+    #[arg(long, env = "SMARTEM_REQUIRE_DATA_DIR", action = ArgAction::SetTrue, value_parser = parse_switch)]
+    require_data_dir: bool,
+    /// Seconds to wait for the data-dir check before reporting a stall [default: 5]
+    #[arg(long, env = "SMARTEM_DATA_DIR_TIMEOUT", value_name = "SECS", value_parser = parse_secs)]
+    data_dir_timeout: Option<Duration>,
+    /// Seconds between forwarding SIGTERM/SIGINT and SIGKILL [default: 25]
+    #[arg(long, env = "SMARTEM_GRACE_PERIOD", value_name = "SECS", value_parser = parse_secs)]
+    grace_period: Option<Duration>,
+    /// Refuse to run the service as uid 0
+    #[arg(long, env = "SMARTEM_REQUIRE_NON_ROOT", action = ArgAction::SetTrue, value_parser = parse_switch)]
+    require_non_root: bool,
+    /// Keep this capability as ambient after the drop (repeatable; e.g. NET_BIND_SERVICE)
+    #[arg(long = "keep-cap", env = "SMARTEM_KEEP_CAPS", value_name = "CAP", value_delimiter = ',')]
+    keep_cap: Vec<String>,
+    /// api role: do not run the migration before the service
+    #[arg(long, env = "SMARTEM_SKIP_MIGRATIONS", action = ArgAction::SetTrue, value_parser = parse_switch)]
+    skip_migrations: bool,
+    /// Command line of the api role's service (split like a shell, no expansion)
+    #[arg(long, env = "SMARTEM_API_CMD", value_name = "CMDLINE")]
+    api_cmd: Option<String>,
+    /// Command line of the worker role's service
+    #[arg(long, env = "SMARTEM_WORKER_CMD", value_name = "CMDLINE")]
+    worker_cmd: Option<String>,
+    /// Command line of the api role's pre-start migration
+    #[arg(long, env = "SMARTEM_MIGRATE_CMD", value_name = "CMDLINE")]
+    migrate_cmd: Option<String>,
+    /// Print the plan and exit (0, or the code the real run would fail with)
+    #[arg(long)]
+    dry_run: bool,
+    /// Plan format for --dry-run
+    #[arg(long, value_name = "text|json", requires = "dry_run", value_parser = ["text", "json"])]
+    format: Option<String>,
+    /// More of smartem-init's own messages (debug)
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Fewer of smartem-init's own messages (-q warnings, -qq errors only)
+    #[arg(short, long, action = ArgAction::Count)]
+    quiet: u8,
+    /// The command to run instead of the role's (generic init use)
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+struct GenEtcArgs {
+    /// The user's uid (0: root mode, no user created)
+    #[arg(long, value_name = "UID")]
+    uid: String,
+    /// The user's primary gid
+    #[arg(long, value_name = "GID")]
+    gid: String,
+    /// Name of the user and of its group
+    #[arg(long, value_name = "NAME")]
+    name: String,
+    /// Home directory of the user [default: /nonexistent]
+    #[arg(long, value_name = "DIR")]
+    home: Option<String>,
+    /// Directory to write passwd and group into
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct DoctorArgs {
+    #[command(flatten)]
+    id: IdentityArgs,
+    /// Further paths to check besides the data dir
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct HealthArgs {
+    /// URL to GET [default: http://127.0.0.1:${HTTP_API_PORT:-8000}/health]
+    #[arg(value_name = "URL")]
+    url: Option<String>,
+    /// Seconds before giving up
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_secs)]
+    timeout: Duration,
+}
+
+/// Strict on/off for switches set from the environment: a typo must not
+/// silently mean "on" (or "off").
+fn parse_switch(s: &str) -> std::result::Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("{s:?} is not a switch value; use 1 or 0")),
+    }
+}
+
+/// Seconds as a non-negative decimal, at most a day.
+pub fn parse_secs(s: &str) -> std::result::Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || !(0.0..=86400.0).contains(&v) {
+        return Err(format!("{s:?} is out of range; use 0..=86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Identity-related settings shared by run mode and doctor.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub user: Option<String>,
+    pub data_dir: PathBuf,
+    pub etc_dir: PathBuf,
+}
+
+/// Run mode, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub id: IdentityConfig,
+    pub role: String,
+    pub workdir: Option<PathBuf>,
+    pub require_data_dir: bool,
+    pub data_dir_timeout: Duration,
+    pub grace_period: Duration,
+    pub require_non_root: bool,
+    pub keep_caps: Vec<caps::Capability>,
+    pub skip_migrations: bool,
+    pub api_cmd: Option<String>,
+    pub worker_cmd: Option<String>,
+    pub migrate_cmd: Option<String>,
+    pub dry_run: bool,
+    pub format: Format,
+    pub log_level: Level,
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenEtcConfig {
+    pub spec: crate::etc_files::GenSpec,
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct DoctorConfig {
+    pub id: IdentityConfig,
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    pub url: Option<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Run(RunConfig),
+    GenEtc(GenEtcConfig),
+    Doctor(DoctorConfig),
+    Health(HealthConfig),
+    /// --help / --version: the text to print on stdout, exit 0.
+    Info(String),
+}
+
+pub const DEFAULT_DATA_DIR: &str = "/dls";
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
+pub const DEFAULT_DATA_DIR_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Parses argv (program name first). Usage errors are one line, exit 64.
+pub fn parse(args: Vec<OsString>) -> Result<Command> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Ok(Command::Info(e.render().to_string())),
+                _ => Err(fail(Code::Usage, one_line(&e.render().to_string()))),
+            };
+        }
+    };
+    match cli.sub {
+        Some(Sub::GenEtc(a)) => gen_etc(a),
+        Some(Sub::Doctor(a)) => Ok(Command::Doctor(DoctorConfig {
+            id: identity(a.id)?,
+            paths: a.paths,
+        })),
+        Some(Sub::Healthcheck(a)) => Ok(Command::Health(HealthConfig {
+            url: a.url.filter(|u| !u.is_empty()),
+            timeout: a.timeout,
+        })),
+        None => run(cli.run).map(Command::Run),
+    }
+}
+
+/// clap's first line without its `error: ` tag, with a pointer to --help.
+fn one_line(rendered: &str) -> String {
+    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first}; see smartem-init --help")
+}
+
+fn nonempty<T: AsRef<std::ffi::OsStr>>(v: Option<T>) -> Option<T> {
+    v.filter(|s| !s.as_ref().is_empty())
+}
+
+fn absolute(path: PathBuf, what: &str) -> Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(fail(
+            Code::Usage,
+            format!("{what} {:?} is a relative path; give an absolute one", path.display().to_string()),
+        ))
+    }
+}
+
+fn identity(a: IdentityArgs) -> Result<IdentityConfig> {
+    Ok(IdentityConfig {
+        user: nonempty(a.user),
+        data_dir: absolute(
+            nonempty(a.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            "--data-dir/SMARTEM_DATA_DIR",
+        )?,
+        etc_dir: absolute(nonempty(a.etc_dir).unwrap_or_else(|| "/etc".into()), "--etc-dir/SMARTEM_ETC_DIR")?,
+    })
+}
+
+/// Accepts NET_BIND_SERVICE, cap_net_bind_service, CAP_NET_BIND_SERVICE.
+pub fn parse_cap(name: &str) -> Result<caps::Capability> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    full.parse::<caps::Capability>().map_err(|_| {
+        fail(
+            Code::Usage,
+            format!("unknown capability {name:?} in --keep-cap/SMARTEM_KEEP_CAPS; use a name such as NET_BIND_SERVICE"),
+        )
+    })
+}
+
+fn log_level(verbose: u8, quiet: u8) -> Result<Level> {
+    if verbose > 0 {
+        return Ok(Level::Debug);
+    }
+    match quiet {
+        1 => return Ok(Level::Warn),
+        q if q >= 2 => return Ok(Level::Error),
+        _ => {}
+    }
+    match std::env::var("SMARTEM_INIT_LOG") {
+        Ok(v) if !v.is_empty() => Level::parse(&v).ok_or_else(|| {
+            fail(
+                Code::Usage,
+                format!("SMARTEM_INIT_LOG={v:?} is not a level; use debug, info, warn or error"),
+            )
+        }),
+        _ => Ok(Level::Info),
+    }
+}
+
+fn run(a: RunArgs) -> Result<RunConfig> {
+    let mut keep_caps = Vec::new();
+    for name in a.keep_cap.iter().filter(|n| !n.trim().is_empty()) {
+        let cap = parse_cap(name)?;
+        if !keep_caps.contains(&cap) {
+            keep_caps.push(cap);
+        }
+    }
+    let workdir = match nonempty(a.workdir) {
+        Some(w) => Some(absolute(w, "--workdir/SMARTEM_WORKDIR")?),
+        None => None,
+    };
+    if a.command.first().is_some_and(|c| c.is_empty()) {
+        return Err(fail(Code::Usage, "the command after -- is an empty string; give a program to run"));
+    }
+    Ok(RunConfig {
+        id: identity(a.id)?,
+        role: a.role.unwrap_or_default(),
+        workdir,
+        require_data_dir: a.require_data_dir,
+        data_dir_timeout: a.data_dir_timeout.unwrap_or(DEFAULT_DATA_DIR_TIMEOUT),
+        grace_period: a.grace_period.unwrap_or(DEFAULT_GRACE),
+        require_non_root: a.require_non_root,
+        keep_caps,
+        skip_migrations: a.skip_migrations,
+        api_cmd: nonempty(a.api_cmd),
+        worker_cmd: nonempty(a.worker_cmd),
+        migrate_cmd: nonempty(a.migrate_cmd),
+        dry_run: a.dry_run,
+        format: if a.format.as_deref() == Some("json") { Format::Json } else { Format::Text },
+        log_level: log_level(a.verbose, a.quiet)?,
+        command: a.command,
+    })
+}
+
+fn gen_etc(a: GenEtcArgs) -> Result<Command> {
+    let id = |what: &str, v: &str| {
+        crate::etc_files::parse_id_str(v).ok_or_else(|| {
+            fail(Code::Usage, format!("{what} {v:?} is not an id; use a number in 0..=4294967294"))
+        })
+    };
+    Ok(Command::GenEtc(GenEtcConfig {
+        spec: crate::etc_files::GenSpec {
+            uid: id("--uid", &a.uid)?,
+            gid: id("--gid", &a.gid)?,
+            name: a.name,
+            home: a.home,
+        },
+        out: a.out,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::exit_code;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        std::iter::once("smartem-init").chain(list.iter().copied()).map(OsString::from).collect()
+    }
+
+    fn run_cfg(list: &[&str]) -> RunConfig {
+        match parse(args(list)).unwrap() {
+            Command::Run(r) => r,
+            other => panic!("not run mode: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_and_trailing_command() {
+        let r = run_cfg(&[
+            "--user", "5000:5000", "--role", "worker", "--grace-period", "1.5", "--keep-cap", "net_bind_service",
+            "--keep-cap", "CAP_NET_BIND_SERVICE", "--dry-run", "--format", "json", "--", "sleep", "--", "5",
+        ]);
+        assert_eq!(r.id.user.as_deref(), Some("5000:5000"));
+        assert_eq!(r.role, "worker");
+        assert_eq!(r.grace_period, Duration::from_millis(1500));
+        assert_eq!(r.keep_caps, vec![caps::Capability::CAP_NET_BIND_SERVICE]);
+        assert!(r.dry_run);
+        assert_eq!(r.format, Format::Json);
+        assert_eq!(r.command, vec!["sleep", "--", "5"]);
+        assert_eq!(r.id.data_dir, PathBuf::from("/dls"));
+    }
+
+    #[test]
+    fn usage_errors_are_64_and_one_line() {
+        for bad in [
+            &["--bogus"][..],
+            &["--grace-period", "-1"],
+            &["--grace-period", "abc"],
+            &["--grace-period", "NaN"],
+            &["--grace-period", "1e9"],
+            &["--keep-cap", "FLY"],
+            &["--format", "json"],
+            &["--data-dir", "relative/dir"],
+            &["--workdir", "app"],
+            &["--format", "yaml", "--dry-run"],
+            &["-v", "-q"],
+            &["gen-etc", "--uid", "-1", "--gid", "0", "--name", "x"],
+            &["gen-etc", "--uid", "4294967295", "--gid", "0", "--name", "x"],
+            &["--", ""],
+        ] {
+            let err = parse(args(bad)).unwrap_err();
+            assert_eq!(exit_code(&err), 64, "{bad:?}");
+            let msg = format!("{err:#}");
+            assert!(!msg.contains('\n'), "{bad:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_are_info() {
+        assert!(matches!(parse(args(&["--help"])).unwrap(), Command::Info(t) if t.contains("--grace-period")));
+        assert!(matches!(parse(args(&["--version"])).unwrap(), Command::Info(_)));
+    }
+
+    #[test]
+    fn switches_are_strict() {
+        assert_eq!(parse_switch("1"), Ok(true));
+        assert_eq!(parse_switch("off"), Ok(false));
+        assert_eq!(parse_switch(""), Ok(false));
+        assert!(parse_switch("maybe").is_err());
+    }
+
+    #[test]
+    fn subcommands() {
+        match parse(args(&["gen-etc", "--uid", "5000", "--gid", "5000", "--name", "smartem"])).unwrap() {
+            Command::GenEtc(g) => assert_eq!((g.spec.uid, g.spec.gid, g.spec.name.as_str()), (5000, 5000, "smartem")),
+            other => panic!("{other:?}"),
+        }
+        match parse(args(&["healthcheck", "--timeout", "0.5"])).unwrap() {
+            Command::Health(h) => assert_eq!(h.timeout, Duration::from_millis(500)),
+            other => panic!("{other:?}"),
+        }
+        match parse(args(&["doctor", "/dls", "/data"])).unwrap() {
+            Command::Doctor(d) => assert_eq!(d.paths.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The data-dir check (/dls by default): can the service's user list and
+//! enter it? Run after the drop, so the kernel (and the NFS server, which
+//! squashes root) answers for the real identity, in a helper thread with a
+//! deadline, because a stalled NFS mount must not hang start-up.
+
+use crate::access::{can_list_and_enter, Who};
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Readable,
+    Absent,
+    NotADirectory,
+    /// Owner, group and mode when stat worked (None when even that was refused).
+    Denied(Option<(u32, u32, u32)>),
+    Stalled(Duration),
+    Error(String),
+}
+
+impl Verdict {
+    pub fn is_ok(&self) -> bool {
+        *self == Verdict::Readable
+    }
+
+    /// One line: what is wrong, with the facts needed to fix it.
+    pub fn describe(&self, path: &Path, uid: u32) -> String {
+        let p = path.display();
+        match self {
+            Verdict::Readable => format!("data dir {p} is readable by uid {uid}"),
+            Verdict::Absent => format!("data dir {p} is absent (checked as uid {uid}): mount it, or image endpoints will fail"),
+            Verdict::NotADirectory => format!("data dir {p} is not a directory (checked as uid {uid}): mount the data directory there"),
+            Verdict::Denied(Some((o, g, m))) => format!(
+                "data dir {p} is not readable by uid {uid}: permission denied (owner {o}:{g}, mode {:04o}); \
+                 run as its owner or make it readable (chmod o+rx), or image endpoints will fail",
+                m & 0o7777
+            ),
+            Verdict::Denied(None) => format!(
+                "data dir {p} is not readable by uid {uid}: permission denied even to stat it; \
+                 check the parent directories and the mount's squash settings, or image endpoints will fail"
+            ),
+            Verdict::Stalled(t) => format!(
+                "data dir {p} did not answer within {:.1}s (checked as uid {uid}): stalled NFS mount?",
+                t.as_secs_f64()
+            ),
+            Verdict::Error(e) => format!("data dir {p} cannot be checked as uid {uid}: {e}"),
+        }
+    }
+}
+
+/// Asks the kernel, as the current identity: stat, list, enter.
+pub fn check_now(path: &Path) -> Verdict {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Verdict::Absent,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => return Verdict::Denied(None),
+        Err(e) => return Verdict::Error(e.to_string()),
+    };
+    if !meta.is_dir() {
+        return Verdict::NotADirectory;
+    }
+    let facts = Some((meta.uid(), meta.gid(), meta.mode()));
+    let listed = std::fs::read_dir(path).and_then(|mut it| it.next().transpose().map(drop));
+    let entered = std::fs::metadata(path.join("."));
+    match (listed, entered) {
+        (Ok(()), Ok(_)) => Verdict::Readable,
+        (Err(e), _) | (_, Err(e)) if e.kind() == ErrorKind::PermissionDenied => Verdict::Denied(facts),
+        (Err(e), _) | (_, Err(e)) => Verdict::Error(e.to_string()),
+    }
+}
+
+/// Runs `check` in a helper thread and gives up after `timeout`. A stalled
+/// thread is left behind (it cannot be cancelled out of an uninterruptible
+/// NFS call); it holds nothing and the service starts regardless.
+pub fn bounded<F>(timeout: Duration, check: F) -> Verdict
+where
+    F: FnOnce() -> Verdict + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("datadir-check".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = tx.send(check());
+        });
+    if let Err(e) = spawned {
+        return Verdict::Error(format!("cannot start the check: {e}"));
+    }
+    rx.recv_timeout(timeout).unwrap_or(Verdict::Stalled(timeout))
+}
+
+/// Predicts the verdict for `who` from stat alone, without becoming them
+/// (dry-run as root). Root's own stat may be refused on a root-squashed
+/// mount: then there is nothing to predict from.
+pub fn predict(path: &Path, who: &Who) -> Verdict {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Verdict::Absent,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => return Verdict::Denied(None),
+        Err(e) => return Verdict::Error(e.to_string()),
+    };
+    if !meta.is_dir() {
+        return Verdict::NotADirectory;
+    }
+    match can_list_and_enter(who, meta.uid(), meta.gid(), meta.mode()) {
+        (true, true) => Verdict::Readable,
+        _ => Verdict::Denied(Some((meta.uid(), meta.gid(), meta.mode()))),
+    }
+}
+
+/// The check as the real run does it.
+pub fn check(path: &Path, timeout: Duration) -> Verdict {
+    let owned: PathBuf = path.to_path_buf();
+    bounded(timeout, move || check_now(&owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_stalled_check_is_reported_in_time() {
+        let start = Instant::now();
+        let v = bounded(Duration::from_millis(100), || {
+            std::thread::sleep(Duration::from_secs(5));
+            Verdict::Readable
+        });
+        assert_eq!(v, Verdict::Stalled(Duration::from_millis(100)));
+        assert!(start.elapsed() < Duration::from_secs(2));
+        let msg = v.describe(Path::new("/dls"), 5000);
+        assert!(msg.contains("did not answer within 0.1s") && msg.contains("uid 5000"), "{msg}");
+    }
+
+    #[test]
+    fn verdicts_for_real_paths() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(check(d.path(), Duration::from_secs(5)), Verdict::Readable);
+        assert_eq!(check(&d.path().join("nope"), Duration::from_secs(5)), Verdict::Absent);
+        let f = d.path().join("file");
+        std::fs::write(&f, "x").unwrap();
+        assert_eq!(check(&f, Duration::from_secs(5)), Verdict::NotADirectory);
+    }
+
+    #[test]
+    fn prediction_uses_mode_bits_for_the_target() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let stranger = Who {
+            uid: 4242,
+            gid: 4242,
+            groups: vec![],
+        };
+        let v = predict(d.path(), &stranger);
+        assert!(matches!(v, Verdict::Denied(Some((_, _, m))) if m & 0o777 == 0o700), "{v:?}");
+        let msg = v.describe(d.path(), 4242);
+        assert!(msg.contains("mode 0700") && msg.contains("permission denied") && msg.contains("chmod o+rx"), "{msg}");
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(predict(d.path(), &stranger), Verdict::Readable);
+    }
+}

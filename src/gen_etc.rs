@@ -1,0 +1,28 @@
+//! `smartem-init gen-etc`: writes the generated passwd and group files.
+
+use crate::cli::GenEtcConfig;
+use crate::error::{fail, Code, Result};
+use crate::etc_files::generate;
+use std::os::unix::fs::PermissionsExt;
+
+pub fn run(cfg: &GenEtcConfig) -> Result<()> {
+    let (passwd, group) = generate(&cfg.spec)?;
+    if !cfg.out.is_dir() {
+        return Err(fail(
+            Code::Usage,
+            format!("--out {} is not a directory; create it first", cfg.out.display()),
+        ));
+    }
+    for (name, text) in [("passwd", passwd), ("group", group)] {
+        let path = cfg.out.join(name);
+        std::fs::write(&path, text)
+            .and_then(|_| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)))
+            .map_err(|e| fail(Code::OsErr, format!("cannot write {}: {e}", path.display())))?;
+    }
+    crate::info!(
+        "wrote {0}/passwd and {0}/group ({1})",
+        cfg.out.display(),
+        if cfg.spec.uid == 0 { "root mode".to_string() } else { format!("{}:{} {}", cfg.spec.uid, cfg.spec.gid, cfg.spec.name) }
+    );
+    Ok(())
+}

@@ -1,0 +1,456 @@
+//! The plan: every decision of a run, made from the configuration, a
+//! snapshot of the process (`Facts`) and read-only looks at files, with no
+//! side effects. `--dry-run` prints it; the real run applies it.
+
+use crate::access::Who;
+use crate::cli::RunConfig;
+use crate::error::{fail, Code, Result};
+use crate::etc_files::EtcDb;
+use crate::identity::{self, Action, Current};
+use crate::privileges::{names, CredState, DropPlan, LOCKED_SECUREBITS};
+use crate::roles::{self, RoleInput};
+use crate::{command, datadir, dotenv};
+use caps::Capability;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What the process is at start, read once by the caller.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub pid: i32,
+    pub current: Current,
+    pub creds: CredState,
+    pub supported: Vec<Capability>,
+    pub stdin_tty: bool,
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// A program to run: the argv as given and the file found for argv[0].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub argv: Vec<OsString>,
+    pub program: PathBuf,
+}
+
+/// A variable the service gets that the environment didn't have (or that
+/// smartem-init overrides). Values from .env are never shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvNote {
+    pub name: String,
+    pub source: &'static str,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub pid1: bool,
+    pub current: Current,
+    pub action: Action,
+    /// uid, gid and groups the service will have.
+    pub who: Who,
+    pub drop: DropPlan,
+    pub role: Option<String>,
+    pub pre_start: Option<Cmd>,
+    pub service: Cmd,
+    pub workdir: Option<PathBuf>,
+    pub env: Vec<(OsString, OsString)>,
+    pub env_added: Vec<EnvNote>,
+    pub dotenv: String,
+    pub data_dir: PathBuf,
+    pub require_data_dir: bool,
+    pub data_dir_timeout: Duration,
+    pub grace: Duration,
+    pub tty: bool,
+    /// Facts worth knowing that change nothing (shown by --dry-run).
+    pub notes: Vec<String>,
+    /// Failures found while planning that --dry-run shows in the plan
+    /// instead of stopping at (a missing program): exit code and message.
+    /// The real run fails on the first before changing anything.
+    pub problems: Vec<(i32, String)>,
+}
+
+fn env_get<'a>(env: &'a [(OsString, OsString)], key: &str) -> Option<&'a OsStr> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_os_str())
+}
+
+fn env_set(env: &mut Vec<(OsString, OsString)>, key: &str, value: &str) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.into(), value.into()));
+}
+
+pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
+    let mut notes = Vec::new();
+
+    // Identity: resolve, then decide against who we are.
+    let target = match &cfg.id.user {
+        Some(spec) => {
+            let db = EtcDb::load(&cfg.id.etc_dir)?;
+            Some(identity::resolve(spec, &db)?)
+        }
+        None => None,
+    };
+    let action = identity::decide(&facts.current, target, cfg.require_non_root)?;
+    let cur = &facts.current;
+    let who = match &action {
+        Action::Switch(t) => Who {
+            uid: t.uid,
+            gid: t.gid,
+            groups: t.groups.clone(),
+        },
+        Action::AlreadyTarget(t) => Who {
+            uid: t.uid,
+            gid: t.gid,
+            groups: cur.groups.clone(),
+        },
+        Action::KeepCurrent => Who {
+            uid: cur.euid,
+            gid: cur.egid,
+            groups: cur.groups.clone(),
+        },
+    };
+    let drop = plan_drop(cfg, facts, &action, &mut notes)?;
+
+    // Working directory and .env.
+    let workdir = match &cfg.workdir {
+        Some(w) if w.is_dir() => Some(w.clone()),
+        Some(w) => {
+            return Err(fail(
+                Code::Config,
+                format!("workdir {} does not exist or is not a directory; create it or fix --workdir/SMARTEM_WORKDIR", w.display()),
+            ))
+        }
+        None => Some(PathBuf::from("/app")).filter(|p| p.is_dir()),
+    };
+    let mut env = facts.env.clone();
+    let mut env_added = Vec::new();
+    let dotenv_note = load_dotenv(workdir.as_deref(), &mut env, &mut env_added)?;
+
+    if let Action::Switch(t) | Action::AlreadyTarget(t) = &action {
+        for (name, value) in [("HOME", t.home.as_str()), ("USER", &t.user_name), ("LOGNAME", &t.user_name)] {
+            env_set(&mut env, name, value);
+            env_added.push(EnvNote {
+                name: name.into(),
+                source: "passwd",
+                value: Some(value.to_string()),
+            });
+        }
+    }
+
+    // What to run.
+    let (role, pre_start_argv, service_argv) = if cfg.command.is_empty() {
+        let role_value = if cfg.role.is_empty() {
+            env_get(&env, "ROLE").map(|r| r.to_string_lossy().into_owned()).unwrap_or_default()
+        } else {
+            cfg.role.clone()
+        };
+        let cmds = roles::commands(&RoleInput {
+            role: role_value,
+            api_cmd: cfg.api_cmd.clone(),
+            worker_cmd: cfg.worker_cmd.clone(),
+            migrate_cmd: cfg.migrate_cmd.clone(),
+            skip_migrations: cfg.skip_migrations,
+            http_api_port: env_get(&env, "HTTP_API_PORT").map(|p| p.to_string_lossy().into_owned()),
+        })?;
+        let os = |v: Vec<String>| v.into_iter().map(OsString::from).collect::<Vec<_>>();
+        (Some(cmds.role), cmds.pre_start.map(os), os(cmds.service))
+    } else {
+        (None, None, cfg.command.clone())
+    };
+    let cwd = match &workdir {
+        Some(w) => w.clone(),
+        None => std::env::current_dir().map_err(|e| fail(Code::OsErr, format!("cannot read the current directory: {e}")))?,
+    };
+    let path_var = env_get(&env, "PATH");
+    let mut problems = Vec::new();
+    let mut resolve = |argv: Vec<OsString>| -> Cmd {
+        match command::resolve(&argv[0], path_var, &cwd, &who) {
+            Ok(program) => Cmd { argv, program },
+            Err(e) => {
+                problems.push((crate::error::exit_code(&e), format!("{e:#}")));
+                let program = PathBuf::from(&argv[0]);
+                Cmd { argv, program }
+            }
+        }
+    };
+    let pre_start = pre_start_argv.map(&mut resolve);
+    let service = resolve(service_argv);
+
+    Ok(Plan {
+        pid1: facts.pid == 1,
+        current: facts.current.clone(),
+        action,
+        who,
+        drop,
+        role,
+        pre_start,
+        service,
+        workdir,
+        env,
+        env_added,
+        dotenv: dotenv_note,
+        data_dir: cfg.id.data_dir.clone(),
+        require_data_dir: cfg.require_data_dir,
+        data_dir_timeout: cfg.data_dir_timeout,
+        grace: cfg.grace_period,
+        tty: facts.stdin_tty,
+        notes,
+        problems,
+    })
+}
+
+fn plan_drop(cfg: &RunConfig, facts: &Facts, action: &Action, notes: &mut Vec<String>) -> Result<DropPlan> {
+    let eff = &facts.creds.effective;
+    let has = |c: Capability| eff.contains(&c);
+    let switch_to = match action {
+        Action::Switch(t) => {
+            if !(has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID)) {
+                return Err(fail(
+                    Code::NoPerm,
+                    format!(
+                        "started as uid 0 without CAP_SETUID/CAP_SETGID (effective: {}), so switching to {} is impossible; \
+                         start the container as that user (runAsUser/docker --user) or keep those capabilities",
+                        names(eff),
+                        t.describe()
+                    ),
+                ));
+            }
+            Some((t.uid, t.gid, t.groups.clone()))
+        }
+        _ => None,
+    };
+    // A kept capability must be one the process has to give.
+    let source = if switch_to.is_some() { &facts.creds.bounding } else { &facts.creds.permitted };
+    for cap in &cfg.keep_caps {
+        if !source.contains(cap) {
+            return Err(fail(
+                Code::NoPerm,
+                format!(
+                    "cannot keep {cap}: the process does not have it (has: {}); add it to the container \
+                     (docker --cap-add, securityContext.capabilities.add)",
+                    names(source)
+                ),
+            ));
+        }
+    }
+    let setpcap = has(Capability::CAP_SETPCAP);
+    if !setpcap {
+        notes.push(format!(
+            "bounding set left as it is ({}): clearing it needs CAP_SETPCAP; no_new_privs keeps it from granting anything",
+            names(&facts.creds.bounding)
+        ));
+        if cfg.keep_caps.is_empty() {
+            notes.push("securebits not locked: that needs CAP_SETPCAP".into());
+        }
+    }
+    Ok(DropPlan {
+        switch_to,
+        keep: cfg.keep_caps.clone(),
+        clear_bounding: setpcap,
+        lock_securebits: setpcap && cfg.keep_caps.is_empty(),
+        supported: facts.supported.clone(),
+    })
+}
+
+/// Loads WORKDIR/.env unless under Kubernetes; returns what happened.
+fn load_dotenv(workdir: Option<&Path>, env: &mut Vec<(OsString, OsString)>, added: &mut Vec<EnvNote>) -> Result<String> {
+    let Some(dir) = workdir else {
+        return Ok("not loaded: no working directory".into());
+    };
+    let path = dir.join(".env");
+    if env_get(env, "KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty()) {
+        return Ok(format!("{} ignored: running under Kubernetes", path.display()));
+    }
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| fail(Code::Config, format!("{} is not valid UTF-8; save it as UTF-8", path.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(format!("{} absent", path.display())),
+        Err(e) => return Err(fail(Code::Config, format!("cannot read {}: {e}; make it readable or remove it", path.display()))),
+    };
+    let vars = dotenv::parse(&text, &path.display().to_string())?;
+    let total = vars.len();
+    let names = dotenv::merge(env, vars);
+    added.extend(names.iter().map(|k| EnvNote {
+        name: k.clone(),
+        source: ".env",
+        value: None,
+    }));
+    Ok(format!(
+        "{}: loaded {} variable(s){}",
+        path.display(),
+        names.len(),
+        if total > names.len() { format!(", {} overridden by the environment", total - names.len()) } else { String::new() }
+    ))
+}
+
+impl Plan {
+    /// The data-dir verdict predicted without becoming the service's user.
+    pub fn predict_data_dir(&self) -> datadir::Verdict {
+        if self.who.uid == self.current.euid && self.who.gid == self.current.egid {
+            datadir::check(&self.data_dir, self.data_dir_timeout)
+        } else {
+            datadir::predict(&self.data_dir, &self.who)
+        }
+    }
+
+    fn identity_line(&self) -> String {
+        match &self.action {
+            Action::Switch(t) => format!("{} -> {} (switch as root)", self.current.describe(), t.describe()),
+            Action::AlreadyTarget(t) => format!("{} (already the configured user)", t.describe()),
+            Action::KeepCurrent => format!("{} (no --user: kept)", self.current.describe()),
+        }
+    }
+
+    pub fn to_text(&self, data_dir: &datadir::Verdict) -> String {
+        let mut out = String::from("smartem-init plan (dry run: nothing was changed)\n");
+        let mut row = |k: &str, v: String| out.push_str(&format!("  {k:<14} {v}\n"));
+        row(
+            "supervision",
+            format!(
+                "{}; forward signals, reap zombies; SIGKILL {:.1}s after SIGTERM/SIGINT",
+                if self.pid1 { "PID 1" } else { "not PID 1: child subreaper" },
+                self.grace.as_secs_f64()
+            ),
+        );
+        row("identity", self.identity_line());
+        row("groups", fmt_ids(&self.who.groups));
+        let keep = names(&self.drop.keep.iter().copied().collect());
+        row(
+            "capabilities",
+            format!(
+                "effective/permitted/inheritable/ambient: {keep}; bounding: {}; securebits: {}",
+                if self.drop.clear_bounding { format!("cleared to {keep}") } else { "left as is".into() },
+                if self.drop.lock_securebits { format!("locked ({LOCKED_SECUREBITS:#x})") } else { "not locked".into() }
+            ),
+        );
+        row("no_new_privs", "set".into());
+        row("role", self.role.clone().unwrap_or_else(|| "none (command given after --)".into()));
+        if let Some(p) = &self.pre_start {
+            row("pre-start", fmt_cmd(p));
+        }
+        row("service", fmt_cmd(&self.service));
+        row(
+            "workdir",
+            self.workdir.as_ref().map_or("unchanged (no /app, none given)".into(), |w| w.display().to_string()),
+        );
+        row("env file", self.dotenv.clone());
+        row("environment", fmt_env(&self.env_added));
+        row(
+            "data dir",
+            format!(
+                "{} ({}): {}",
+                self.data_dir.display(),
+                if self.require_data_dir { "required" } else { "warning only" },
+                data_dir.describe(&self.data_dir, self.who.uid)
+            ),
+        );
+        row(
+            "terminal",
+            if self.tty { "stdin is a TTY: service gets the foreground".into() } else { "none: service gets its own session".into() },
+        );
+        for n in &self.notes {
+            row("note", n.clone());
+        }
+        for (code, msg) in &self.problems {
+            row("PROBLEM", format!("{msg} (exit {code})"));
+        }
+        out
+    }
+
+    pub fn to_json(&self, data_dir: &datadir::Verdict) -> String {
+        use serde_json::json;
+        let cmd = |c: &Cmd| {
+            json!({
+                "argv": c.argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+                "program": c.program.display().to_string(),
+            })
+        };
+        let target = match &self.action {
+            Action::Switch(t) | Action::AlreadyTarget(t) => json!({
+                "spec": t.spec, "uid": t.uid, "gid": t.gid, "user": t.user_name, "home": t.home,
+                "has_passwd_entry": t.has_passwd_entry,
+            }),
+            Action::KeepCurrent => serde_json::Value::Null,
+        };
+        let action = match &self.action {
+            Action::Switch(_) => "switch",
+            Action::AlreadyTarget(_) => "already-target",
+            Action::KeepCurrent => "keep-current",
+        };
+        let keep: Vec<String> = self.drop.keep.iter().map(|c| c.to_string()).collect();
+        let value = json!({
+            "supervision": if self.pid1 { "pid1" } else { "subreaper" },
+            "identity": {
+                "action": action,
+                "current": {"uid": self.current.euid, "gid": self.current.egid, "groups": self.current.groups},
+                "target": target,
+                "uid": self.who.uid,
+                "gid": self.who.gid,
+                "groups": self.who.groups,
+            },
+            "capabilities": {
+                "effective": keep, "permitted": keep, "inheritable": keep, "ambient": keep,
+                "bounding": if self.drop.clear_bounding { json!(keep) } else { json!("unchanged") },
+                "securebits_locked": self.drop.lock_securebits,
+            },
+            "no_new_privs": true,
+            "role": self.role,
+            "pre_start": self.pre_start.as_ref().map(cmd),
+            "service": cmd(&self.service),
+            "workdir": self.workdir.as_ref().map(|w| w.display().to_string()),
+            "env_file": self.dotenv,
+            "env_added": self.env_added.iter().map(|e| json!({"name": e.name, "source": e.source, "value": e.value})).collect::<Vec<_>>(),
+            "data_dir": {
+                "path": self.data_dir.display().to_string(),
+                "required": self.require_data_dir,
+                "timeout_secs": self.data_dir_timeout.as_secs_f64(),
+                "ok": data_dir.is_ok(),
+                "verdict": data_dir.describe(&self.data_dir, self.who.uid),
+            },
+            "grace_period_secs": self.grace.as_secs_f64(),
+            "tty": self.tty,
+            "notes": self.notes,
+            "problems": self.problems.iter().map(|(c, m)| json!({"exit_code": c, "message": m})).collect::<Vec<_>>(),
+        });
+        let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+fn fmt_ids(ids: &[u32]) -> String {
+    if ids.is_empty() {
+        "none".into()
+    } else {
+        ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+    }
+}
+
+fn fmt_cmd(c: &Cmd) -> String {
+    let mut s = c.program.display().to_string();
+    for a in c.argv.iter().skip(1) {
+        let a = a.to_string_lossy();
+        let plain = !a.is_empty() && a.bytes().all(|b| b.is_ascii_graphic() && !b"'\"\\$`".contains(&b));
+        s.push(' ');
+        if plain {
+            s.push_str(&a);
+        } else {
+            s.push_str(&format!("{:?}", a));
+        }
+    }
+    s
+}
+
+fn fmt_env(added: &[EnvNote]) -> String {
+    if added.is_empty() {
+        return "inherited unchanged".into();
+    }
+    added
+        .iter()
+        .map(|e| match &e.value {
+            Some(v) => format!("{}={v} ({})", e.name, e.source),
+            None => format!("{} ({}, value hidden)", e.name, e.source),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,191 @@
+//! The ROLE table: which command each role runs, the per-role overrides,
+//! and HTTP_API_PORT. Pure: everything comes in as strings.
+
+use crate::error::{fail, Code, Result};
+
+pub const ROLES: [&str; 2] = ["api", "worker"];
+pub const DEFAULT_PORT: u16 = 8000;
+
+/// What decides the role's commands.
+#[derive(Debug, Clone, Default)]
+pub struct RoleInput {
+    /// ROLE / --role; empty means api.
+    pub role: String,
+    pub api_cmd: Option<String>,
+    pub worker_cmd: Option<String>,
+    pub migrate_cmd: Option<String>,
+    pub skip_migrations: bool,
+    /// HTTP_API_PORT as found in the environment (after .env).
+    pub http_api_port: Option<String>,
+}
+
+/// The commands a role runs, as argv vectors (program first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleCommands {
+    pub role: String,
+    /// Runs to completion before the service; must exit 0.
+    pub pre_start: Option<Vec<String>>,
+    pub service: Vec<String>,
+}
+
+/// Normalises ROLE: empty means api, anything else must be a known role.
+pub fn parse_role(role: &str) -> Result<String> {
+    let role = if role.is_empty() { "api" } else { role };
+    if ROLES.contains(&role) {
+        Ok(role.to_string())
+    } else {
+        Err(fail(
+            Code::Usage,
+            format!("unknown role {role:?}; valid roles are: {} (set ROLE or --role)", ROLES.join(", ")),
+        ))
+    }
+}
+
+/// HTTP_API_PORT: unset or empty means 8000; otherwise 1..=65535.
+pub fn parse_port(value: Option<&str>) -> Result<u16> {
+    match value {
+        None | Some("") => Ok(DEFAULT_PORT),
+        Some(v) => v.parse::<u16>().ok().filter(|p| *p != 0 && !v.starts_with('+')).ok_or_else(|| {
+            fail(
+                Code::Usage,
+                format!("HTTP_API_PORT={v:?} is not a port number; set it to 1..=65535 or unset it for 8000"),
+            )
+        }),
+    }
+}
+
+/// Splits a command override into argv the way a shell would split words
+/// (quotes and backslashes honoured) but with no expansion of any kind.
+pub fn split_command(value: &str, source: &str) -> Result<Vec<String>> {
+    let words = shlex::split(value).ok_or_else(|| {
+        fail(
+            Code::Usage,
+            format!("{source}={value:?} has an unterminated quote or trailing backslash; fix the quoting"),
+        )
+    })?;
+    if words.is_empty() {
+        return Err(fail(Code::Usage, format!("{source} is empty; give a command or unset it")));
+    }
+    Ok(words)
+}
+
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+pub fn commands(input: &RoleInput) -> Result<RoleCommands> {
+    let role = parse_role(&input.role)?;
+    let out = if role == "api" {
+        let service = match &input.api_cmd {
+            Some(cmd) => split_command(cmd, "SMARTEM_API_CMD/--api-cmd")?,
+            None => {
+                let port = parse_port(input.http_api_port.as_deref())?.to_string();
+                words(&[
+                    "uvicorn",
+                    "smartem_backend.api_server:app",
+                    "--host",
+                    "0.0.0.0",
+                    "--port",
+                    &port,
+                    "--timeout-graceful-shutdown",
+                    "30",
+                ])
+            }
+        };
+        let pre_start = match (&input.migrate_cmd, input.skip_migrations) {
+            (_, true) => None,
+            (Some(cmd), false) => Some(split_command(cmd, "SMARTEM_MIGRATE_CMD/--migrate-cmd")?),
+            (None, false) => Some(words(&["python", "-m", "alembic", "upgrade", "head"])),
+        };
+        RoleCommands {
+            role,
+            pre_start,
+            service,
+        }
+    } else {
+        let service = match &input.worker_cmd {
+            Some(cmd) => split_command(cmd, "SMARTEM_WORKER_CMD/--worker-cmd")?,
+            None => words(&["python", "-m", "smartem_backend.consumer"]),
+        };
+        RoleCommands {
+            role,
+            pre_start: None,
+            service,
+        }
+    };
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::exit_code;
+
+    fn input(role: &str) -> RoleInput {
+        RoleInput {
+            role: role.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn empty_role_is_api_with_migration_and_default_port() {
+        let c = commands(&input("")).unwrap();
+        assert_eq!(c.role, "api");
+        assert_eq!(c.pre_start.unwrap().join(" "), "python -m alembic upgrade head");
+        assert_eq!(
+            c.service.join(" "),
+            "uvicorn smartem_backend.api_server:app --host 0.0.0.0 --port 8000 --timeout-graceful-shutdown 30"
+        );
+    }
+
+    #[test]
+    fn port_from_env_and_its_validation() {
+        let mut i = input("api");
+        i.http_api_port = Some("9001".into());
+        assert!(commands(&i).unwrap().service.contains(&"9001".to_string()));
+        i.http_api_port = Some(String::new());
+        assert!(commands(&i).unwrap().service.contains(&"8000".to_string()));
+        for bad in ["0", "65536", "http", "-1", "+80", " 80", "80.0"] {
+            i.http_api_port = Some(bad.into());
+            let err = commands(&i).unwrap_err();
+            assert_eq!(exit_code(&err), 64, "{bad}");
+            assert!(format!("{err}").contains("HTTP_API_PORT"));
+        }
+    }
+
+    #[test]
+    fn worker_and_unknown_roles() {
+        let c = commands(&input("worker")).unwrap();
+        assert_eq!(c.service.join(" "), "python -m smartem_backend.consumer");
+        assert_eq!(c.pre_start, None);
+        let err = commands(&input("bogus")).unwrap_err();
+        assert_eq!(exit_code(&err), 64);
+        let msg = format!("{err}");
+        assert!(msg.contains("\"bogus\"") && msg.contains("api, worker"), "{msg}");
+    }
+
+    #[test]
+    fn overrides_split_like_a_shell_without_expansion() {
+        let mut i = input("api");
+        i.api_cmd = Some(r#"/opt/app/serve --name "two words" 'a $HOME' x\ y"#.into());
+        i.skip_migrations = true;
+        let c = commands(&i).unwrap();
+        assert_eq!(c.service, vec!["/opt/app/serve", "--name", "two words", "a $HOME", "x y"]);
+        assert_eq!(c.pre_start, None);
+        i.api_cmd = Some("serve 'unterminated".into());
+        assert_eq!(exit_code(&commands(&i).unwrap_err()), 64);
+        i.api_cmd = Some("   ".into());
+        assert_eq!(exit_code(&commands(&i).unwrap_err()), 64);
+        let mut w = input("worker");
+        w.worker_cmd = Some("consume --fast".into());
+        assert_eq!(commands(&w).unwrap().service, vec!["consume", "--fast"]);
+    }
+
+    #[test]
+    fn migration_override() {
+        let mut i = input("api");
+        i.migrate_cmd = Some("alembic -c /etc/a.ini upgrade head".into());
+        assert_eq!(commands(&i).unwrap().pre_start.unwrap()[0], "alembic");
+    }
+}

@@ -1,0 +1,154 @@
+//! Run mode: gather facts, build the plan (all validation), then either
+//! print it (--dry-run) or apply it: subreaper, privilege drop and
+//! verification, workdir, data-dir check, pre-start step, service.
+
+use crate::cli::{Format, RunConfig};
+use crate::error::{fail, os_fail, Code, Result};
+use crate::identity::Current;
+use crate::plan::{self, Facts, Plan};
+use crate::privileges::{self, RealSys};
+use crate::signals::{self, Inherited};
+use crate::spawn::{self, Prepared};
+use crate::supervise::Supervisor;
+use crate::datadir;
+
+/// Reads the process's identity, capabilities, terminal and environment.
+pub fn gather_facts() -> Result<Facts> {
+    let creds = privileges::read_state().map_err(|e| os_fail("reading credentials", e))?;
+    let current = Current {
+        ruid: creds.uids.0,
+        euid: creds.uids.1,
+        suid: creds.uids.2,
+        rgid: creds.gids.0,
+        egid: creds.gids.1,
+        sgid: creds.gids.2,
+        groups: creds.groups.clone(),
+    };
+    let supported = caps::runtime::thread_all_supported().into_iter().collect();
+    Ok(Facts {
+        pid: std::process::id() as i32,
+        current,
+        creds,
+        supported,
+        stdin_tty: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
+        env: std::env::vars_os().collect(),
+    })
+}
+
+pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
+    let facts = gather_facts()?;
+    let plan = plan::build(cfg, &facts)?;
+    if cfg.dry_run {
+        return Ok(dry_run(cfg, &plan));
+    }
+    if let Some((code, msg)) = plan.problems.first() {
+        let code = match *code {
+            127 => Code::NotFound,
+            126 => Code::CantExec,
+            _ => Code::Config,
+        };
+        return Err(fail(code, msg.clone()));
+    }
+    apply(&plan, inherited, &facts)
+}
+
+fn dry_run(cfg: &RunConfig, plan: &Plan) -> i32 {
+    use std::io::Write;
+    let verdict = plan.predict_data_dir();
+    let text = match cfg.format {
+        Format::Text => plan.to_text(&verdict),
+        Format::Json => plan.to_json(&verdict),
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    let _ = std::io::stdout().flush();
+    // The exit code the real run would end with, and why, on stderr too.
+    if let Some((code, msg)) = plan.problems.first() {
+        crate::error!("{msg}");
+        return *code;
+    }
+    if plan.require_data_dir && !verdict.is_ok() {
+        crate::error!("{} (required: --require-data-dir)", verdict.describe(&plan.data_dir, plan.who.uid));
+        return Code::Config as i32;
+    }
+    0
+}
+
+fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts) -> Result<i32> {
+    // Last validation: argv and environment as C strings.
+    let pre_start = plan
+        .pre_start
+        .as_ref()
+        .map(|c| spawn::prepare(&c.program, &c.argv, &plan.env))
+        .transpose()?;
+    let service = spawn::prepare(&plan.service.program, &plan.service.argv, &plan.env)?;
+
+    // Side effects from here on.
+    if !plan.pid1 {
+        // Not PID 1: orphans of the service must still come to us to be reaped.
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| os_fail("prctl(PR_SET_CHILD_SUBREAPER)", e))?;
+    }
+    privileges::drop_privileges(&mut RealSys, &plan.drop)?;
+    privileges::verify(&mut RealSys, &plan.drop, &facts.creds)?;
+
+    if let Some(dir) = &plan.workdir {
+        nix::unistd::chdir(dir.as_path()).map_err(|e| {
+            fail(
+                Code::Config,
+                format!("cannot enter workdir {} as uid {}: {e}; fix its permissions", dir.display(), plan.who.uid),
+            )
+        })?;
+    }
+
+    let verdict = datadir::check(&plan.data_dir, plan.data_dir_timeout);
+    if !verdict.is_ok() {
+        let msg = verdict.describe(&plan.data_dir, plan.who.uid);
+        if plan.require_data_dir {
+            return Err(fail(Code::Config, format!("{msg} (required: --require-data-dir)")));
+        }
+        warn!("{msg}");
+    }
+
+    let mut sup = Supervisor::new(plan.pid1, plan.grace);
+    if let (Some(pre), Some(cmd)) = (&pre_start, &plan.pre_start) {
+        if let Some(code) = not_started(&mut sup, "pre-start step") {
+            return Ok(code);
+        }
+        let code = start_and_supervise(&mut sup, pre, inherited, plan, "pre-start step", &cmd.argv)?;
+        if code != 0 {
+            crate::error!("pre-start step {} failed with exit code {code}; the service was not started", cmd.program.display());
+            return Ok(code);
+        }
+    }
+    if let Some(code) = not_started(&mut sup, "service") {
+        return Ok(code);
+    }
+    start_and_supervise(&mut sup, &service, inherited, plan, "service", &plan.service.argv)
+}
+
+/// A termination request before `what` started: it never starts.
+fn not_started(sup: &mut Supervisor, what: &str) -> Option<i32> {
+    sup.termination_requested().map(|sig| {
+        info!("received {} before the {what} started: not starting it", signals::name(sig));
+        128 + sig
+    })
+}
+
+fn start_and_supervise(
+    sup: &mut Supervisor,
+    prepared: &Prepared,
+    inherited: &Inherited,
+    plan: &Plan,
+    what: &str,
+    argv: &[std::ffi::OsString],
+) -> Result<i32> {
+    let pid = spawn::spawn(prepared, inherited, plan.tty)?;
+    info!(
+        "{what} started as pid {pid}, uid {} gid {}: {}",
+        plan.who.uid,
+        plan.who.gid,
+        argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    );
+    let code = sup.supervise(pid, what);
+    crate::debug!("{what} ended with exit code {code}");
+    Ok(code)
+}

@@ -1,0 +1,89 @@
+//! Signal state: what smartem-init inherited (restored in the child so it
+//! is transparent) and the "everything blocked" state it runs in, where
+//! signals are taken as data by sigtimedwait in one place.
+
+use std::io;
+use std::mem::MaybeUninit;
+
+/// The mask and dispositions smartem-init was started with.
+#[derive(Clone, Copy)]
+pub struct Inherited {
+    pub mask: libc::sigset_t,
+    /// SIGCHLD ignored would make the kernel auto-reap and break waitpid:
+    /// smartem-init resets it to default for itself, the child gets it back.
+    pub sigchld_ignored: bool,
+}
+
+/// Blocks every signal and records what was inherited. Called first thing
+/// in main, so no signal can arrive before smartem-init can forward it.
+pub fn block_all() -> io::Result<Inherited> {
+    // SAFETY: plain libc calls on locally owned, initialised sigset/sigaction values.
+    unsafe {
+        let mut all = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
+        libc::sigfillset(&mut all);
+        let mut old = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
+        if libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut act = MaybeUninit::<libc::sigaction>::zeroed().assume_init();
+        if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut act) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let sigchld_ignored = act.sa_sigaction == libc::SIG_IGN;
+        if sigchld_ignored {
+            let mut dfl = MaybeUninit::<libc::sigaction>::zeroed().assume_init();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            if libc::sigaction(libc::SIGCHLD, &dfl, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(Inherited { mask: old, sigchld_ignored })
+    }
+}
+
+/// The full set, for sigtimedwait.
+pub fn full_set() -> libc::sigset_t {
+    // SAFETY: sigfillset initialises the set it is given.
+    unsafe {
+        let mut all = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
+        libc::sigfillset(&mut all);
+        all
+    }
+}
+
+/// Waits up to `timeout` for a signal; None on timeout or interruption.
+pub fn wait(set: &libc::sigset_t, timeout: std::time::Duration) -> Option<libc::siginfo_t> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: the set and timespec are valid for the call; info is written by the kernel.
+    unsafe {
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed().assume_init();
+        let sig = libc::sigtimedwait(set, &mut info, &ts);
+        if sig > 0 {
+            Some(info)
+        } else {
+            None
+        }
+    }
+}
+
+/// Is any of `sigs` pending (blocked and not yet taken)?
+pub fn pending(sigs: &[i32]) -> Option<i32> {
+    // SAFETY: sigpending writes the set it is given.
+    unsafe {
+        let mut set = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
+        if libc::sigpending(&mut set) != 0 {
+            return None;
+        }
+        sigs.iter().copied().find(|s| libc::sigismember(&set, *s) == 1)
+    }
+}
+
+/// Signal name for messages ("SIGTERM"), or the number.
+pub fn name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
