@@ -54,8 +54,17 @@ mod tests {
         assert_eq!(bits_for(&who(6, 9, &[]), 5, 9, 0o750), 5);
         assert_eq!(bits_for(&who(6, 1, &[9]), 5, 9, 0o750), 5);
         assert_eq!(bits_for(&who(6, 1, &[]), 5, 9, 0o751), 1);
-        assert_eq!(can_list_and_enter(&who(65534, 65534, &[]), 0, 0, 0o700), (false, false));
-        assert_eq!(can_list_and_enter(&who(65534, 65534, &[]), 0, 0, 0o755), (true, true));
-        assert_eq!(can_list_and_enter(&who(65534, 65534, &[]), 0, 0, 0o711), (false, true));
+        assert_eq!(
+            can_list_and_enter(&who(65534, 65534, &[]), 0, 0, 0o700),
+            (false, false)
+        );
+        assert_eq!(
+            can_list_and_enter(&who(65534, 65534, &[]), 0, 0, 0o755),
+            (true, true)
+        );
+        assert_eq!(
+            can_list_and_enter(&who(65534, 65534, &[]), 0, 0, 0o711),
+            (false, true)
+        );
     }
 }

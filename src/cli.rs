@@ -45,7 +45,12 @@ struct IdentityArgs {
     #[arg(long, env = "SMARTEM_DATA_DIR", value_name = "PATH")]
     data_dir: Option<PathBuf>,
     /// Directory holding the passwd and group files (for tests and odd images)
-    #[arg(long, env = "SMARTEM_ETC_DIR", value_name = "DIR", hide_short_help = true)]
+    #[arg(
+        long,
+        env = "SMARTEM_ETC_DIR",
+        value_name = "DIR",
+        hide_short_help = true
+    )]
     etc_dir: Option<PathBuf>,
 }
 
@@ -72,7 +77,12 @@ struct RunArgs {
     #[arg(long, env = "SMARTEM_REQUIRE_NON_ROOT", action = ArgAction::SetTrue, value_parser = parse_switch)]
     require_non_root: bool,
     /// Keep this capability as ambient after the drop (repeatable; e.g. NET_BIND_SERVICE)
-    #[arg(long = "keep-cap", env = "SMARTEM_KEEP_CAPS", value_name = "CAP", value_delimiter = ',')]
+    #[arg(
+        long = "keep-cap",
+        env = "SMARTEM_KEEP_CAPS",
+        value_name = "CAP",
+        value_delimiter = ','
+    )]
     keep_cap: Vec<String>,
     /// api role: do not run the migration before the service
     #[arg(long, env = "SMARTEM_SKIP_MIGRATIONS", action = ArgAction::SetTrue, value_parser = parse_switch)]
@@ -237,7 +247,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         Err(e) => {
             use clap::error::ErrorKind;
             return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Ok(Command::Info(e.render().to_string())),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    Ok(Command::Info(e.render().to_string()))
+                }
                 _ => Err(fail(Code::Usage, one_line(&e.render().to_string()))),
             };
         }
@@ -258,7 +270,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
 
 /// clap's first line without its `error: ` tag, with a pointer to --help.
 fn one_line(rendered: &str) -> String {
-    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
     format!("{first}; see smartem-init --help")
 }
@@ -273,7 +288,10 @@ fn absolute(path: PathBuf, what: &str) -> Result<PathBuf> {
     } else {
         Err(fail(
             Code::Usage,
-            format!("{what} {:?} is a relative path; give an absolute one", path.display().to_string()),
+            format!(
+                "{what} {:?} is a relative path; give an absolute one",
+                path.display().to_string()
+            ),
         ))
     }
 }
@@ -285,14 +303,21 @@ fn identity(a: IdentityArgs) -> Result<IdentityConfig> {
             nonempty(a.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             "--data-dir/SMARTEM_DATA_DIR",
         )?,
-        etc_dir: absolute(nonempty(a.etc_dir).unwrap_or_else(|| "/etc".into()), "--etc-dir/SMARTEM_ETC_DIR")?,
+        etc_dir: absolute(
+            nonempty(a.etc_dir).unwrap_or_else(|| "/etc".into()),
+            "--etc-dir/SMARTEM_ETC_DIR",
+        )?,
     })
 }
 
 /// Accepts NET_BIND_SERVICE, cap_net_bind_service, CAP_NET_BIND_SERVICE.
 pub fn parse_cap(name: &str) -> Result<caps::Capability> {
     let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     full.parse::<caps::Capability>().map_err(|_| {
         fail(
             Code::Usage,
@@ -334,7 +359,10 @@ fn run(a: RunArgs) -> Result<RunConfig> {
         None => None,
     };
     if a.command.first().is_some_and(|c| c.is_empty()) {
-        return Err(fail(Code::Usage, "the command after -- is an empty string; give a program to run"));
+        return Err(fail(
+            Code::Usage,
+            "the command after -- is an empty string; give a program to run",
+        ));
     }
     Ok(RunConfig {
         id: identity(a.id)?,
@@ -350,7 +378,11 @@ fn run(a: RunArgs) -> Result<RunConfig> {
         worker_cmd: nonempty(a.worker_cmd),
         migrate_cmd: nonempty(a.migrate_cmd),
         dry_run: a.dry_run,
-        format: if a.format.as_deref() == Some("json") { Format::Json } else { Format::Text },
+        format: if a.format.as_deref() == Some("json") {
+            Format::Json
+        } else {
+            Format::Text
+        },
         log_level: log_level(a.verbose, a.quiet)?,
         command: a.command,
     })
@@ -359,7 +391,10 @@ fn run(a: RunArgs) -> Result<RunConfig> {
 fn gen_etc(a: GenEtcArgs) -> Result<Command> {
     let id = |what: &str, v: &str| {
         crate::etc_files::parse_id_str(v).ok_or_else(|| {
-            fail(Code::Usage, format!("{what} {v:?} is not an id; use a number in 0..=4294967294"))
+            fail(
+                Code::Usage,
+                format!("{what} {v:?} is not an id; use a number in 0..=4294967294"),
+            )
         })
     };
     Ok(Command::GenEtc(GenEtcConfig {
@@ -379,7 +414,10 @@ mod tests {
     use crate::error::exit_code;
 
     fn args(list: &[&str]) -> Vec<OsString> {
-        std::iter::once("smartem-init").chain(list.iter().copied()).map(OsString::from).collect()
+        std::iter::once("smartem-init")
+            .chain(list.iter().copied())
+            .map(OsString::from)
+            .collect()
     }
 
     fn run_cfg(list: &[&str]) -> RunConfig {
@@ -392,8 +430,23 @@ mod tests {
     #[test]
     fn flags_and_trailing_command() {
         let r = run_cfg(&[
-            "--user", "5000:5000", "--role", "worker", "--grace-period", "1.5", "--keep-cap", "net_bind_service",
-            "--keep-cap", "CAP_NET_BIND_SERVICE", "--dry-run", "--format", "json", "--", "sleep", "--", "5",
+            "--user",
+            "5000:5000",
+            "--role",
+            "worker",
+            "--grace-period",
+            "1.5",
+            "--keep-cap",
+            "net_bind_service",
+            "--keep-cap",
+            "CAP_NET_BIND_SERVICE",
+            "--dry-run",
+            "--format",
+            "json",
+            "--",
+            "sleep",
+            "--",
+            "5",
         ]);
         assert_eq!(r.id.user.as_deref(), Some("5000:5000"));
         assert_eq!(r.role, "worker");
@@ -420,7 +473,15 @@ mod tests {
             &["--format", "yaml", "--dry-run"],
             &["-v", "-q"],
             &["gen-etc", "--uid", "-1", "--gid", "0", "--name", "x"],
-            &["gen-etc", "--uid", "4294967295", "--gid", "0", "--name", "x"],
+            &[
+                "gen-etc",
+                "--uid",
+                "4294967295",
+                "--gid",
+                "0",
+                "--name",
+                "x",
+            ],
             &["--", ""],
         ] {
             let err = parse(args(bad)).unwrap_err();
@@ -432,8 +493,13 @@ mod tests {
 
     #[test]
     fn help_and_version_are_info() {
-        assert!(matches!(parse(args(&["--help"])).unwrap(), Command::Info(t) if t.contains("--grace-period")));
-        assert!(matches!(parse(args(&["--version"])).unwrap(), Command::Info(_)));
+        assert!(
+            matches!(parse(args(&["--help"])).unwrap(), Command::Info(t) if t.contains("--grace-period"))
+        );
+        assert!(matches!(
+            parse(args(&["--version"])).unwrap(),
+            Command::Info(_)
+        ));
     }
 
     #[test]
@@ -446,8 +512,15 @@ mod tests {
 
     #[test]
     fn subcommands() {
-        match parse(args(&["gen-etc", "--uid", "5000", "--gid", "5000", "--name", "smartem"])).unwrap() {
-            Command::GenEtc(g) => assert_eq!((g.spec.uid, g.spec.gid, g.spec.name.as_str()), (5000, 5000, "smartem")),
+        match parse(args(&[
+            "gen-etc", "--uid", "5000", "--gid", "5000", "--name", "smartem",
+        ]))
+        .unwrap()
+        {
+            Command::GenEtc(g) => assert_eq!(
+                (g.spec.uid, g.spec.gid, g.spec.name.as_str()),
+                (5000, 5000, "smartem")
+            ),
             other => panic!("{other:?}"),
         }
         match parse(args(&["healthcheck", "--timeout", "0.5"])).unwrap() {

@@ -13,16 +13,27 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 /// Resolves `program` as execve would after chdir to `cwd`: a name with a
 /// slash is a path (relative to `cwd`), anything else is searched in PATH.
-pub fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: &Path, who: &Who) -> Result<PathBuf> {
+pub fn resolve(
+    program: &OsStr,
+    path_var: Option<&OsStr>,
+    cwd: &Path,
+    who: &Who,
+) -> Result<PathBuf> {
     let shown = Path::new(program).display().to_string();
     if program.as_bytes().contains(&b'/') {
         let path = cwd.join(program);
         return match std::fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(fail(
                 Code::NotFound,
-                format!("command {shown:?} not found (looked at {}); check the path or the image", path.display()),
+                format!(
+                    "command {shown:?} not found (looked at {}); check the path or the image",
+                    path.display()
+                ),
             )),
-            Err(e) => Err(fail(Code::CantExec, format!("command {shown:?} cannot be inspected: {e}"))),
+            Err(e) => Err(fail(
+                Code::CantExec,
+                format!("command {shown:?} cannot be inspected: {e}"),
+            )),
             Ok(m) if m.is_dir() => Err(fail(
                 Code::CantExec,
                 format!("command {shown:?} is a directory; name the program inside it"),
@@ -31,11 +42,17 @@ pub fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: &Path, who: &Who)
             Ok(_) => Ok(path),
         };
     }
-    let path_var = path_var.filter(|p| !p.is_empty()).unwrap_or(OsStr::new(DEFAULT_PATH));
+    let path_var = path_var
+        .filter(|p| !p.is_empty())
+        .unwrap_or(OsStr::new(DEFAULT_PATH));
     let mut not_exec: Option<PathBuf> = None;
     for dir in path_var.as_bytes().split(|b| *b == b':') {
         // An empty PATH element means the current directory.
-        let dir = if dir.is_empty() { cwd.to_path_buf() } else { cwd.join(OsStr::from_bytes(dir)) };
+        let dir = if dir.is_empty() {
+            cwd.to_path_buf()
+        } else {
+            cwd.join(OsStr::from_bytes(dir))
+        };
         let candidate = dir.join(program);
         if let Ok(m) = std::fs::metadata(&candidate) {
             if can_exec(who, &m) {
@@ -98,7 +115,13 @@ mod tests {
         file(a.path(), "svc", 0o644);
         let good = file(b.path(), "svc", 0o755);
         let path = format!("{}:{}", a.path().display(), b.path().display());
-        let got = resolve(OsStr::new("svc"), Some(OsStr::new(&path)), Path::new("/"), &who()).unwrap();
+        let got = resolve(
+            OsStr::new("svc"),
+            Some(OsStr::new(&path)),
+            Path::new("/"),
+            &who(),
+        )
+        .unwrap();
         assert_eq!(got, good);
     }
 
@@ -108,7 +131,8 @@ mod tests {
         file(a.path(), "noexec", 0o644);
         std::fs::create_dir(a.path().join("adir")).unwrap();
         let path = a.path().as_os_str();
-        let code = |p: &str| exit_code(&resolve(OsStr::new(p), Some(path), a.path(), &who()).unwrap_err());
+        let code =
+            |p: &str| exit_code(&resolve(OsStr::new(p), Some(path), a.path(), &who()).unwrap_err());
         assert_eq!(code("missing"), 127);
         assert_eq!(code("noexec"), 126);
         assert_eq!(code("./noexec"), 126);
@@ -125,7 +149,10 @@ mod tests {
             uid: nix::unistd::geteuid().as_raw(),
             ..who()
         };
-        assert_eq!(resolve(OsStr::new("./run"), None, a.path(), &me).unwrap(), a.path().join("./run"));
+        assert_eq!(
+            resolve(OsStr::new("./run"), None, a.path(), &me).unwrap(),
+            a.path().join("./run")
+        );
         assert!(p.exists());
     }
 }

@@ -66,7 +66,9 @@ pub fn check_now(path: &Path) -> Verdict {
     let entered = std::fs::metadata(path.join("."));
     match (listed, entered) {
         (Ok(()), Ok(_)) => Verdict::Readable,
-        (Err(e), _) | (_, Err(e)) if e.kind() == ErrorKind::PermissionDenied => Verdict::Denied(facts),
+        (Err(e), _) | (_, Err(e)) if e.kind() == ErrorKind::PermissionDenied => {
+            Verdict::Denied(facts)
+        }
         (Err(e), _) | (_, Err(e)) => Verdict::Error(e.to_string()),
     }
 }
@@ -88,7 +90,8 @@ where
     if let Err(e) = spawned {
         return Verdict::Error(format!("cannot start the check: {e}"));
     }
-    rx.recv_timeout(timeout).unwrap_or(Verdict::Stalled(timeout))
+    rx.recv_timeout(timeout)
+        .unwrap_or(Verdict::Stalled(timeout))
 }
 
 /// Predicts the verdict for `who` from stat alone, without becoming them
@@ -131,14 +134,20 @@ mod tests {
         assert_eq!(v, Verdict::Stalled(Duration::from_millis(100)));
         assert!(start.elapsed() < Duration::from_secs(2));
         let msg = v.describe(Path::new("/dls"), 5000);
-        assert!(msg.contains("did not answer within 0.1s") && msg.contains("uid 5000"), "{msg}");
+        assert!(
+            msg.contains("did not answer within 0.1s") && msg.contains("uid 5000"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn verdicts_for_real_paths() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(check(d.path(), Duration::from_secs(5)), Verdict::Readable);
-        assert_eq!(check(&d.path().join("nope"), Duration::from_secs(5)), Verdict::Absent);
+        assert_eq!(
+            check(&d.path().join("nope"), Duration::from_secs(5)),
+            Verdict::Absent
+        );
         let f = d.path().join("file");
         std::fs::write(&f, "x").unwrap();
         assert_eq!(check(&f, Duration::from_secs(5)), Verdict::NotADirectory);
@@ -155,9 +164,17 @@ mod tests {
             groups: vec![],
         };
         let v = predict(d.path(), &stranger);
-        assert!(matches!(v, Verdict::Denied(Some((_, _, m))) if m & 0o777 == 0o700), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Denied(Some((_, _, m))) if m & 0o777 == 0o700),
+            "{v:?}"
+        );
         let msg = v.describe(d.path(), 4242);
-        assert!(msg.contains("mode 0700") && msg.contains("permission denied") && msg.contains("chmod o+rx"), "{msg}");
+        assert!(
+            msg.contains("mode 0700")
+                && msg.contains("permission denied")
+                && msg.contains("chmod o+rx"),
+            "{msg}"
+        );
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(predict(d.path(), &stranger), Verdict::Readable);
     }

@@ -17,7 +17,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<(String, String)>> {
         let (key, value) = parse_line(line).map_err(|why| {
             fail(
                 Code::Config,
-                format!("malformed line in {origin} line {}: {why}; use KEY=value", i + 1),
+                format!(
+                    "malformed line in {origin} line {}: {why}; use KEY=value",
+                    i + 1
+                ),
             )
         })?;
         // A repeated key: the later line wins, as when a shell sources it.
@@ -28,7 +31,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<(String, String)>> {
 }
 
 fn parse_line(line: &str) -> std::result::Result<(String, String), String> {
-    let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+    let line = line
+        .strip_prefix("export ")
+        .map(str::trim_start)
+        .unwrap_or(line);
     let (key, rest) = line.split_once('=').ok_or("no '=' found")?;
     let key = key.trim_end();
     let valid_key = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -47,7 +53,10 @@ fn parse_line(line: &str) -> std::result::Result<(String, String), String> {
             value
         }
         _ => {
-            let end = rest.find(" #").or_else(|| rest.find("\t#")).unwrap_or(rest.len());
+            let end = rest
+                .find(" #")
+                .or_else(|| rest.find("\t#"))
+                .unwrap_or(rest.len());
             rest[..end].trim_end().to_string()
         }
     };
@@ -132,8 +141,14 @@ mod tests {
     #[test]
     fn real_environment_wins() {
         let mut env: Vec<(OsString, OsString)> = vec![("A".into(), "real".into())];
-        let added = merge(&mut env, vec![("A".into(), "file".into()), ("B".into(), "file".into())]);
+        let added = merge(
+            &mut env,
+            vec![("A".into(), "file".into()), ("B".into(), "file".into())],
+        );
         assert_eq!(added, vec!["B"]);
-        assert_eq!(env, vec![("A".into(), "real".into()), ("B".into(), "file".into())]);
+        assert_eq!(
+            env,
+            vec![("A".into(), "real".into()), ("B".into(), "file".into())]
+        );
     }
 }

@@ -101,7 +101,10 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
         Err(e) => {
             return Err(fail(
                 Code::Config,
-                format!("cannot read {}: {e}; make it readable (mode 0644)", path.display()),
+                format!(
+                    "cannot read {}: {e}; make it readable (mode 0644)",
+                    path.display()
+                ),
             ))
         }
     };
@@ -112,28 +115,45 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
     if bytes.len() as u64 > MAX_FILE {
         return Err(fail(
             Code::Config,
-            format!("{} is larger than {MAX_FILE} bytes; is it really a passwd/group file?", path.display()),
+            format!(
+                "{} is larger than {MAX_FILE} bytes; is it really a passwd/group file?",
+                path.display()
+            ),
         ));
     }
     String::from_utf8(bytes).map(Some).map_err(|_| {
         fail(
             Code::Config,
-            format!("{} is not valid UTF-8; regenerate it with `smartem-init gen-etc`", path.display()),
+            format!(
+                "{} is not valid UTF-8; regenerate it with `smartem-init gen-etc`",
+                path.display()
+            ),
         )
     })
 }
 
 /// The lines that carry entries: numbered from 1, comments and blank lines
 /// skipped, NIS compat lines (`+`/`-`) skipped since there is no NSS here.
-fn entry_lines<'a>(text: &'a str, origin: &'a str) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
+fn entry_lines<'a>(
+    text: &'a str,
+    origin: &'a str,
+) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
     text.split('\n').enumerate().filter_map(move |(i, raw)| {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let no = i + 1;
         if line.len() > MAX_LINE {
-            return Some(Err(malformed(origin, no, "line is longer than 65536 bytes")));
+            return Some(Err(malformed(
+                origin,
+                no,
+                "line is longer than 65536 bytes",
+            )));
         }
         let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('+') || trimmed.starts_with('-') {
+        if trimmed.is_empty()
+            || trimmed.starts_with('#')
+            || trimmed.starts_with('+')
+            || trimmed.starts_with('-')
+        {
             return None;
         }
         Some(Ok((no, line)))
@@ -148,7 +168,13 @@ fn malformed(origin: &str, line: usize, why: &str) -> anyhow::Error {
 }
 
 fn parse_id(field: &str, origin: &str, line: usize, what: &str) -> Result<u32> {
-    parse_id_str(field).ok_or_else(|| malformed(origin, line, &format!("{what} {field:?} is not a number in 0..=4294967294")))
+    parse_id_str(field).ok_or_else(|| {
+        malformed(
+            origin,
+            line,
+            &format!("{what} {field:?} is not a number in 0..=4294967294"),
+        )
+    })
 }
 
 /// A decimal id in 0..=4294967294, digits only (no sign, no spaces).
@@ -156,7 +182,10 @@ pub fn parse_id_str(s: &str) -> Option<u32> {
     if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse::<u64>().ok().filter(|&v| v <= MAX_ID as u64).map(|v| v as u32)
+    s.parse::<u64>()
+        .ok()
+        .filter(|&v| v <= MAX_ID as u64)
+        .map(|v| v as u32)
 }
 
 pub fn parse_passwd(text: &str, origin: &str) -> Result<Vec<PasswdEntry>> {
@@ -165,7 +194,11 @@ pub fn parse_passwd(text: &str, origin: &str) -> Result<Vec<PasswdEntry>> {
         let (no, line) = item?;
         let f: Vec<&str> = line.split(':').collect();
         if f.len() != 7 {
-            return Err(malformed(origin, no, &format!("expected 7 fields separated by ':', found {}", f.len())));
+            return Err(malformed(
+                origin,
+                no,
+                &format!("expected 7 fields separated by ':', found {}", f.len()),
+            ));
         }
         if f[0].is_empty() {
             return Err(malformed(origin, no, "empty user name"));
@@ -187,7 +220,11 @@ pub fn parse_group(text: &str, origin: &str) -> Result<Vec<GroupEntry>> {
         let (no, line) = item?;
         let f: Vec<&str> = line.split(':').collect();
         if f.len() != 4 {
-            return Err(malformed(origin, no, &format!("expected 4 fields separated by ':', found {}", f.len())));
+            return Err(malformed(
+                origin,
+                no,
+                &format!("expected 4 fields separated by ':', found {}", f.len()),
+            ));
         }
         if f[0].is_empty() {
             return Err(malformed(origin, no, "empty group name"));
@@ -232,8 +269,13 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
     if name.starts_with('-') {
         return Err("starts with '-'".into());
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("contains {c:?}; use only letters, digits, '.', '_' and '-'"));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "contains {c:?}; use only letters, digits, '.', '_' and '-'"
+        ));
     }
     if name.bytes().all(|b| b.is_ascii_digit()) {
         return Err("is all digits, which would read as a numeric id".into());
@@ -248,22 +290,31 @@ pub fn generate(spec: &GenSpec) -> Result<(String, String)> {
     let usage = |m: String| fail(Code::Usage, m);
     for (what, id) in [("--uid", spec.uid), ("--gid", spec.gid)] {
         if id > MAX_ID {
-            return Err(usage(format!("{what} {id} is out of range; use 0..=4294967294")));
+            return Err(usage(format!(
+                "{what} {id} is out of range; use 0..=4294967294"
+            )));
         }
     }
     check_name(&spec.name).map_err(|why| usage(format!("--name {:?} {why}", spec.name)))?;
     if let Some(home) = &spec.home {
         if !home.starts_with('/') || home.contains(':') || home.contains('\n') {
-            return Err(usage(format!("--home {home:?} must be an absolute path without ':' or newlines")));
+            return Err(usage(format!(
+                "--home {home:?} must be an absolute path without ':' or newlines"
+            )));
         }
     }
     let root_mode = spec.uid == 0;
     if !root_mode {
         if spec.uid == NOBODY {
-            return Err(usage(format!("--uid {NOBODY} collides with nobody; pick another uid (e.g. 5000)")));
+            return Err(usage(format!(
+                "--uid {NOBODY} collides with nobody; pick another uid (e.g. 5000)"
+            )));
         }
         if RESERVED_NAMES.contains(&spec.name.as_str()) {
-            return Err(usage(format!("--name {:?} collides with a built-in entry; pick another name", spec.name)));
+            return Err(usage(format!(
+                "--name {:?} collides with a built-in entry; pick another name",
+                spec.name
+            )));
         }
     }
     // The user's group is created unless its gid is one of the built-ins.
@@ -284,9 +335,16 @@ pub fn generate(spec: &GenSpec) -> Result<(String, String)> {
     }
     if !root_mode {
         let home = spec.home.as_deref().unwrap_or("/nonexistent");
-        let _ = writeln!(passwd, "{0}:x:{1}:{2}:{0}:{home}:/sbin/nologin", spec.name, spec.uid, spec.gid);
+        let _ = writeln!(
+            passwd,
+            "{0}:x:{1}:{2}:{0}:{home}:/sbin/nologin",
+            spec.name, spec.uid, spec.gid
+        );
     }
-    let _ = writeln!(passwd, "nobody:x:{NOBODY}:{NOBODY}:nobody:/nonexistent:/sbin/nologin");
+    let _ = writeln!(
+        passwd,
+        "nobody:x:{NOBODY}:{NOBODY}:nobody:/nonexistent:/sbin/nologin"
+    );
     let _ = writeln!(group, "nogroup:x:{NOBODY}:");
     Ok((passwd, group))
 }
@@ -305,7 +363,10 @@ mod tests {
         assert_eq!(p.len(), 3);
         assert_eq!(p[1].name, "alice");
         assert_eq!(p[1].home, "/home/alice");
-        assert_eq!(p[1].shell, "/bin/sh", "CR of a CRLF line is not part of the shell");
+        assert_eq!(
+            p[1].shell, "/bin/sh",
+            "CR of a CRLF line is not part of the shell"
+        );
         assert_eq!(p[2].uid, 65534, "last line without newline is read");
     }
 
@@ -324,7 +385,11 @@ mod tests {
     fn malformed_lines_name_file_and_line() {
         let cases = [
             ("root:x:0:0:root:/root\n", "line 1", "7 fields"),
-            ("root:x:0:0:root:/root:/bin/sh\nbad:x:-1:0:::\n", "line 2", "uid \"-1\""),
+            (
+                "root:x:0:0:root:/root:/bin/sh\nbad:x:-1:0:::\n",
+                "line 2",
+                "uid \"-1\"",
+            ),
             ("a:x:4294967295:0:::\n", "line 1", "not a number"),
             ("a:x:1:99999999999:::\n", "line 1", "gid"),
             (":x:1:1:::\n", "line 1", "empty user name"),
@@ -333,7 +398,10 @@ mod tests {
             let err = parse_passwd(text, "/etc/passwd").unwrap_err();
             let msg = format!("{err:#}");
             assert_eq!(exit_code(&err), 78, "{msg}");
-            assert!(msg.contains("/etc/passwd") && msg.contains(line) && msg.contains(why), "{msg}");
+            assert!(
+                msg.contains("/etc/passwd") && msg.contains(line) && msg.contains(why),
+                "{msg}"
+            );
         }
         let err = parse_group("g:x:1\n", "/etc/group").unwrap_err();
         assert!(format!("{err:#}").contains("4 fields"));
@@ -348,7 +416,17 @@ mod tests {
 
     #[test]
     fn ids_reject_signs_spaces_and_overflow() {
-        for bad in ["", "-1", "+1", " 1", "1 ", "4294967295", "99999999999", "1e3", "0x10"] {
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            " 1",
+            "1 ",
+            "4294967295",
+            "99999999999",
+            "1e3",
+            "0x10",
+        ] {
             assert_eq!(parse_id_str(bad), None, "{bad:?}");
         }
         assert_eq!(parse_id_str("4294967294"), Some(4294967294));

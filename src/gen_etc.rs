@@ -10,7 +10,10 @@ pub fn run(cfg: &GenEtcConfig) -> Result<()> {
     if !cfg.out.is_dir() {
         return Err(fail(
             Code::Usage,
-            format!("--out {} is not a directory; create it first", cfg.out.display()),
+            format!(
+                "--out {} is not a directory; create it first",
+                cfg.out.display()
+            ),
         ));
     }
     for (name, text) in [("passwd", passwd), ("group", group)] {
@@ -22,7 +25,11 @@ pub fn run(cfg: &GenEtcConfig) -> Result<()> {
     crate::info!(
         "wrote {0}/passwd and {0}/group ({1})",
         cfg.out.display(),
-        if cfg.spec.uid == 0 { "root mode".to_string() } else { format!("{}:{} {}", cfg.spec.uid, cfg.spec.gid, cfg.spec.name) }
+        if cfg.spec.uid == 0 {
+            "root mode".to_string()
+        } else {
+            format!("{}:{} {}", cfg.spec.uid, cfg.spec.gid, cfg.spec.name)
+        }
     );
     Ok(())
 }

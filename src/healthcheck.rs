@@ -17,7 +17,9 @@ pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
         None => (rest, "/"),
     };
     let (host, port) = if let Some(h) = authority.strip_prefix('[') {
-        let (h, tail) = h.split_once(']').ok_or_else(|| format!("URL {url:?} has an unclosed IPv6 bracket"))?;
+        let (h, tail) = h
+            .split_once(']')
+            .ok_or_else(|| format!("URL {url:?} has an unclosed IPv6 bracket"))?;
         (h, tail.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -30,7 +32,11 @@ pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
     }
     let port = match port {
         None => 80,
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("URL {url:?} has a bad port {p:?}"))?,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("URL {url:?} has a bad port {p:?}"))?,
     };
     Ok((host.to_string(), port, path.to_string()))
 }
@@ -47,14 +53,23 @@ pub fn status_of(head: &str) -> Option<u16> {
 
 fn get(host: &str, port: u16, path: &str, timeout: Duration) -> Result<u16, String> {
     let deadline = Instant::now() + timeout;
-    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
     let addr = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("no address for {host}"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, left()).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let host_header = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let mut stream = TcpStream::connect_timeout(&addr, left())
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let host_header = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     stream
         .set_write_timeout(Some(left()))
         .and_then(|_| {
@@ -66,11 +81,18 @@ fn get(host: &str, port: u16, path: &str, timeout: Duration) -> Result<u16, Stri
     let mut head = Vec::new();
     let mut buf = [0u8; 512];
     while !head.contains(&b'\n') && head.len() < 8192 {
-        stream.set_read_timeout(Some(left())).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(left()))
+            .map_err(|e| e.to_string())?;
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("no answer within {:.1}s: {e}", timeout.as_secs_f64())),
+            Err(e) => {
+                return Err(format!(
+                    "no answer within {:.1}s: {e}",
+                    timeout.as_secs_f64()
+                ))
+            }
         }
     }
     let line = String::from_utf8_lossy(&head);
@@ -80,7 +102,10 @@ fn get(host: &str, port: u16, path: &str, timeout: Duration) -> Result<u16, Stri
 /// Exit code: 0 healthy, 1 not (or bad URL: 64).
 pub fn run(cfg: &HealthConfig) -> i32 {
     let url = cfg.url.clone().unwrap_or_else(|| {
-        let port = std::env::var("HTTP_API_PORT").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "8000".into());
+        let port = std::env::var("HTTP_API_PORT")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "8000".into());
         format!("http://127.0.0.1:{port}/health")
     });
     let (host, port, path) = match parse_url(&url) {
@@ -109,10 +134,26 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_url("http://127.0.0.1:8000/health"), Ok(("127.0.0.1".into(), 8000, "/health".into())));
-        assert_eq!(parse_url("http://localhost"), Ok(("localhost".into(), 80, "/".into())));
-        assert_eq!(parse_url("http://[::1]:81/x?y"), Ok(("::1".into(), 81, "/x?y".into())));
-        for bad in ["https://x/", "http://:80/", "http://h:0/", "http://h:99999/", "ftp://h", "http://[::1/"] {
+        assert_eq!(
+            parse_url("http://127.0.0.1:8000/health"),
+            Ok(("127.0.0.1".into(), 8000, "/health".into()))
+        );
+        assert_eq!(
+            parse_url("http://localhost"),
+            Ok(("localhost".into(), 80, "/".into()))
+        );
+        assert_eq!(
+            parse_url("http://[::1]:81/x?y"),
+            Ok(("::1".into(), 81, "/x?y".into()))
+        );
+        for bad in [
+            "https://x/",
+            "http://:80/",
+            "http://h:0/",
+            "http://h:99999/",
+            "ftp://h",
+            "http://[::1/",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }

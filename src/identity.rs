@@ -67,7 +67,9 @@ fn usage(msg: String) -> anyhow::Error {
 pub fn resolve(spec: &str, db: &EtcDb) -> Result<Target> {
     let hint = "use USER, USER:GROUP, UID or UID:GID (e.g. --user 5000:5000)";
     if spec.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(usage(format!("user spec {spec:?} contains whitespace or control characters; {hint}")));
+        return Err(usage(format!(
+            "user spec {spec:?} contains whitespace or control characters; {hint}"
+        )));
     }
     let (user_part, group_part) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -77,17 +79,23 @@ pub fn resolve(spec: &str, db: &EtcDb) -> Result<Target> {
         return Err(usage(format!("user spec {spec:?} has no user; {hint}")));
     }
     if user_part.starts_with('-') || group_part.is_some_and(|g| g.starts_with('-')) {
-        return Err(usage(format!("user spec {spec:?} is negative or starts with '-'; {hint}")));
+        return Err(usage(format!(
+            "user spec {spec:?} is negative or starts with '-'; {hint}"
+        )));
     }
     if let Some(g) = group_part {
         if g.is_empty() || g.contains(':') {
-            return Err(usage(format!("user spec {spec:?} has an empty or extra group part; {hint}")));
+            return Err(usage(format!(
+                "user spec {spec:?} has an empty or extra group part; {hint}"
+            )));
         }
     }
 
     let entry = if is_number(user_part) {
         let uid = parse_id_str(user_part).ok_or_else(|| {
-            usage(format!("uid {user_part} in {spec:?} is out of range; use 0..=4294967294"))
+            usage(format!(
+                "uid {user_part} in {spec:?} is out of range; use 0..=4294967294"
+            ))
         })?;
         Ok(db.user_by_uid(uid).cloned()).map(|e| (uid, e))
     } else {
@@ -128,8 +136,13 @@ pub fn resolve(spec: &str, db: &EtcDb) -> Result<Target> {
         spec: spec.to_string(),
         uid,
         gid,
-        groups: entry.as_ref().map(|e| db.memberships(&e.name)).unwrap_or_default(),
-        user_name: entry.as_ref().map_or_else(|| uid.to_string(), |e| e.name.clone()),
+        groups: entry
+            .as_ref()
+            .map(|e| db.memberships(&e.name))
+            .unwrap_or_default(),
+        user_name: entry
+            .as_ref()
+            .map_or_else(|| uid.to_string(), |e| e.name.clone()),
         home: entry
             .as_ref()
             .map(|e| e.home.clone())
@@ -234,16 +247,28 @@ mod tests {
         assert_eq!(ids("root"), (0, 0, vec![], "/root".into()));
         assert_eq!(ids("65534"), (65534, 65534, vec![], "/nonexistent".into()));
         assert_eq!(ids("nobody"), (65534, 65534, vec![], "/nonexistent".into()));
-        assert_eq!(ids("nobody:nogroup"), (65534, 65534, vec![], "/nonexistent".into()));
+        assert_eq!(
+            ids("nobody:nogroup"),
+            (65534, 65534, vec![], "/nonexistent".into())
+        );
         assert_eq!(ids("65534:0"), (65534, 0, vec![], "/nonexistent".into()));
-        assert_eq!(ids("smartem"), (5000, 5000, vec![6000, 6001], "/home/smartem".into()));
-        assert_eq!(ids("5000:dls"), (5000, 6000, vec![6000, 6001], "/home/smartem".into()));
+        assert_eq!(
+            ids("smartem"),
+            (5000, 5000, vec![6000, 6001], "/home/smartem".into())
+        );
+        assert_eq!(
+            ids("5000:dls"),
+            (5000, 6000, vec![6000, 6001], "/home/smartem".into())
+        );
     }
 
     #[test]
     fn numeric_uid_without_entry_gets_its_own_number_as_gid() {
         let t = resolve("1000", &db()).unwrap();
-        assert_eq!((t.uid, t.gid, t.home.as_str(), t.user_name.as_str()), (1000, 1000, "/", "1000"));
+        assert_eq!(
+            (t.uid, t.gid, t.home.as_str(), t.user_name.as_str()),
+            (1000, 1000, "/", "1000")
+        );
         assert!(t.groups.is_empty());
         assert!(!t.has_passwd_entry);
         assert_eq!(resolve("1000:7", &db()).unwrap().gid, 7);
@@ -286,7 +311,10 @@ mod tests {
     #[test]
     fn root_switches_non_root_must_match() {
         let t = resolve("smartem", &db()).unwrap();
-        assert!(matches!(decide(&cur(0, 0), Some(t.clone()), false).unwrap(), Action::Switch(_)));
+        assert!(matches!(
+            decide(&cur(0, 0), Some(t.clone()), false).unwrap(),
+            Action::Switch(_)
+        ));
         assert!(matches!(
             decide(&cur(5000, 5000), Some(t.clone()), false).unwrap(),
             Action::AlreadyTarget(_)
@@ -294,15 +322,24 @@ mod tests {
         let err = decide(&cur(1000, 1000), Some(t), false).unwrap_err();
         let msg = format!("{err:#}");
         assert_eq!(exit_code(&err), 77);
-        assert!(msg.contains("uid=1000 gid=1000") && msg.contains("uid=5000 gid=5000"), "{msg}");
+        assert!(
+            msg.contains("uid=1000 gid=1000") && msg.contains("uid=5000 gid=5000"),
+            "{msg}"
+        );
         assert!(msg.contains("runAsUser"), "{msg}");
-        assert_eq!(decide(&cur(1000, 1000), None, false).unwrap(), Action::KeepCurrent);
+        assert_eq!(
+            decide(&cur(1000, 1000), None, false).unwrap(),
+            Action::KeepCurrent
+        );
     }
 
     #[test]
     fn require_non_root_refuses_uid_0_either_way() {
         let root = resolve("root", &db()).unwrap();
-        assert_eq!(exit_code(&decide(&cur(0, 0), Some(root), true).unwrap_err()), 77);
+        assert_eq!(
+            exit_code(&decide(&cur(0, 0), Some(root), true).unwrap_err()),
+            77
+        );
         assert_eq!(exit_code(&decide(&cur(0, 0), None, true).unwrap_err()), 77);
         let t = resolve("nobody", &db()).unwrap();
         assert!(decide(&cur(0, 0), Some(t), true).is_ok());

@@ -36,7 +36,10 @@ pub fn entry(args: Vec<OsString>, inherited: std::io::Result<signals::Inherited>
     }
 }
 
-fn dispatch(args: Vec<OsString>, inherited: std::io::Result<signals::Inherited>) -> error::Result<i32> {
+fn dispatch(
+    args: Vec<OsString>,
+    inherited: std::io::Result<signals::Inherited>,
+) -> error::Result<i32> {
     let inherited = inherited.map_err(|e| error::os_fail("blocking signals", e))?;
     // Refuse a setuid/setgid installation before even parsing arguments.
     let (r, e) = (nix::unistd::getuid(), nix::unistd::geteuid());

@@ -11,7 +11,7 @@ use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStringExt;
 
 #[no_mangle]
-pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // First: from here on no signal is lost or acted on by default.
     let inherited = smartem_init::signals::block_all();
     let args = (0..argc.max(0) as usize)

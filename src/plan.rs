@@ -71,7 +71,9 @@ pub struct Plan {
 }
 
 fn env_get<'a>(env: &'a [(OsString, OsString)], key: &str) -> Option<&'a OsStr> {
-    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_os_str())
+    env.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_os_str())
 }
 
 fn env_set(env: &mut Vec<(OsString, OsString)>, key: &str, value: &str) {
@@ -127,7 +129,11 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
     let dotenv_note = load_dotenv(workdir.as_deref(), &mut env, &mut env_added)?;
 
     if let Action::Switch(t) | Action::AlreadyTarget(t) = &action {
-        for (name, value) in [("HOME", t.home.as_str()), ("USER", &t.user_name), ("LOGNAME", &t.user_name)] {
+        for (name, value) in [
+            ("HOME", t.home.as_str()),
+            ("USER", &t.user_name),
+            ("LOGNAME", &t.user_name),
+        ] {
             env_set(&mut env, name, value);
             env_added.push(EnvNote {
                 name: name.into(),
@@ -140,7 +146,9 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
     // What to run.
     let (role, pre_start_argv, service_argv) = if cfg.command.is_empty() {
         let role_value = if cfg.role.is_empty() {
-            env_get(&env, "ROLE").map(|r| r.to_string_lossy().into_owned()).unwrap_or_default()
+            env_get(&env, "ROLE")
+                .map(|r| r.to_string_lossy().into_owned())
+                .unwrap_or_default()
         } else {
             cfg.role.clone()
         };
@@ -159,7 +167,12 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
     };
     let cwd = match &workdir {
         Some(w) => w.clone(),
-        None => std::env::current_dir().map_err(|e| fail(Code::OsErr, format!("cannot read the current directory: {e}")))?,
+        None => std::env::current_dir().map_err(|e| {
+            fail(
+                Code::OsErr,
+                format!("cannot read the current directory: {e}"),
+            )
+        })?,
     };
     let path_var = env_get(&env, "PATH");
     let mut problems = Vec::new();
@@ -199,7 +212,12 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
     })
 }
 
-fn plan_drop(cfg: &RunConfig, facts: &Facts, action: &Action, notes: &mut Vec<String>) -> Result<DropPlan> {
+fn plan_drop(
+    cfg: &RunConfig,
+    facts: &Facts,
+    action: &Action,
+    notes: &mut Vec<String>,
+) -> Result<DropPlan> {
     let eff = &facts.creds.effective;
     let has = |c: Capability| eff.contains(&c);
     let switch_to = match action {
@@ -220,7 +238,11 @@ fn plan_drop(cfg: &RunConfig, facts: &Facts, action: &Action, notes: &mut Vec<St
         _ => None,
     };
     // A kept capability must be one the process has to give.
-    let source = if switch_to.is_some() { &facts.creds.bounding } else { &facts.creds.permitted };
+    let source = if switch_to.is_some() {
+        &facts.creds.bounding
+    } else {
+        &facts.creds.permitted
+    };
     for cap in &cfg.keep_caps {
         if !source.contains(cap) {
             return Err(fail(
@@ -253,19 +275,40 @@ fn plan_drop(cfg: &RunConfig, facts: &Facts, action: &Action, notes: &mut Vec<St
 }
 
 /// Loads WORKDIR/.env unless under Kubernetes; returns what happened.
-fn load_dotenv(workdir: Option<&Path>, env: &mut Vec<(OsString, OsString)>, added: &mut Vec<EnvNote>) -> Result<String> {
+fn load_dotenv(
+    workdir: Option<&Path>,
+    env: &mut Vec<(OsString, OsString)>,
+    added: &mut Vec<EnvNote>,
+) -> Result<String> {
     let Some(dir) = workdir else {
         return Ok("not loaded: no working directory".into());
     };
     let path = dir.join(".env");
     if env_get(env, "KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty()) {
-        return Ok(format!("{} ignored: running under Kubernetes", path.display()));
+        return Ok(format!(
+            "{} ignored: running under Kubernetes",
+            path.display()
+        ));
     }
     let text = match std::fs::read(&path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map_err(|_| fail(Code::Config, format!("{} is not valid UTF-8; save it as UTF-8", path.display())))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(format!("{} absent", path.display())),
-        Err(e) => return Err(fail(Code::Config, format!("cannot read {}: {e}; make it readable or remove it", path.display()))),
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+            fail(
+                Code::Config,
+                format!("{} is not valid UTF-8; save it as UTF-8", path.display()),
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(format!("{} absent", path.display()))
+        }
+        Err(e) => {
+            return Err(fail(
+                Code::Config,
+                format!(
+                    "cannot read {}: {e}; make it readable or remove it",
+                    path.display()
+                ),
+            ))
+        }
     };
     let vars = dotenv::parse(&text, &path.display().to_string())?;
     let total = vars.len();
@@ -279,7 +322,11 @@ fn load_dotenv(workdir: Option<&Path>, env: &mut Vec<(OsString, OsString)>, adde
         "{}: loaded {} variable(s){}",
         path.display(),
         names.len(),
-        if total > names.len() { format!(", {} overridden by the environment", total - names.len()) } else { String::new() }
+        if total > names.len() {
+            format!(", {} overridden by the environment", total - names.len())
+        } else {
+            String::new()
+        }
     ))
 }
 
@@ -295,7 +342,11 @@ impl Plan {
 
     fn identity_line(&self) -> String {
         match &self.action {
-            Action::Switch(t) => format!("{} -> {} (switch as root)", self.current.describe(), t.describe()),
+            Action::Switch(t) => format!(
+                "{} -> {} (switch as root)",
+                self.current.describe(),
+                t.describe()
+            ),
             Action::AlreadyTarget(t) => format!("{} (already the configured user)", t.describe()),
             Action::KeepCurrent => format!("{} (no --user: kept)", self.current.describe()),
         }
@@ -308,7 +359,11 @@ impl Plan {
             "supervision",
             format!(
                 "{}; forward signals, reap zombies; SIGKILL {:.1}s after SIGTERM/SIGINT",
-                if self.pid1 { "PID 1" } else { "not PID 1: child subreaper" },
+                if self.pid1 {
+                    "PID 1"
+                } else {
+                    "not PID 1: child subreaper"
+                },
                 self.grace.as_secs_f64()
             ),
         );
@@ -319,19 +374,36 @@ impl Plan {
             "capabilities",
             format!(
                 "effective/permitted/inheritable/ambient: {keep}; bounding: {}; securebits: {}",
-                if self.drop.clear_bounding { format!("cleared to {keep}") } else { "left as is".into() },
-                if self.drop.lock_securebits { format!("locked ({LOCKED_SECUREBITS:#x})") } else { "not locked".into() }
+                if self.drop.clear_bounding {
+                    format!("cleared to {keep}")
+                } else {
+                    "left as is".into()
+                },
+                if self.drop.lock_securebits {
+                    format!("locked ({LOCKED_SECUREBITS:#x})")
+                } else {
+                    "not locked".into()
+                }
             ),
         );
         row("no_new_privs", "set".into());
-        row("role", self.role.clone().unwrap_or_else(|| "none (command given after --)".into()));
+        row(
+            "role",
+            self.role
+                .clone()
+                .unwrap_or_else(|| "none (command given after --)".into()),
+        );
         if let Some(p) = &self.pre_start {
             row("pre-start", fmt_cmd(p));
         }
         row("service", fmt_cmd(&self.service));
         row(
             "workdir",
-            self.workdir.as_ref().map_or("unchanged (no /app, none given)".into(), |w| w.display().to_string()),
+            self.workdir
+                .as_ref()
+                .map_or("unchanged (no /app, none given)".into(), |w| {
+                    w.display().to_string()
+                }),
         );
         row("env file", self.dotenv.clone());
         row("environment", fmt_env(&self.env_added));
@@ -340,13 +412,21 @@ impl Plan {
             format!(
                 "{} ({}): {}",
                 self.data_dir.display(),
-                if self.require_data_dir { "required" } else { "warning only" },
+                if self.require_data_dir {
+                    "required"
+                } else {
+                    "warning only"
+                },
                 data_dir.describe(&self.data_dir, self.who.uid)
             ),
         );
         row(
             "terminal",
-            if self.tty { "stdin is a TTY: service gets the foreground".into() } else { "none: service gets its own session".into() },
+            if self.tty {
+                "stdin is a TTY: service gets the foreground".into()
+            } else {
+                "none: service gets its own session".into()
+            },
         );
         for n in &self.notes {
             row("note", n.clone());
@@ -430,7 +510,9 @@ fn fmt_cmd(c: &Cmd) -> String {
     let mut s = c.program.display().to_string();
     for a in c.argv.iter().skip(1) {
         let a = a.to_string_lossy();
-        let plain = !a.is_empty() && a.bytes().all(|b| b.is_ascii_graphic() && !b"'\"\\$`".contains(&b));
+        let plain = !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"'\"\\$`".contains(&b));
         s.push(' ');
         if plain {
             s.push_str(&a);

@@ -74,7 +74,10 @@ pub trait Sys {
 }
 
 fn step_failed(step: &str, err: io::Error, hint: &str) -> anyhow::Error {
-    fail(Code::NoPerm, format!("privilege drop failed at {step}: {err}; {hint}; the service was not started"))
+    fail(
+        Code::NoPerm,
+        format!("privilege drop failed at {step}: {err}; {hint}; the service was not started"),
+    )
 }
 
 const NEED_ROOT_CAPS: &str =
@@ -88,8 +91,13 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
 
     // First, because it needs no privilege and from here on no execve can
     // gain privileges (setuid bits, file capabilities), whatever follows.
-    sys.set_no_new_privs()
-        .map_err(|e| step_failed("prctl(PR_SET_NO_NEW_PRIVS)", e, "the kernel refused no_new_privs"))?;
+    sys.set_no_new_privs().map_err(|e| {
+        step_failed(
+            "prctl(PR_SET_NO_NEW_PRIVS)",
+            e,
+            "the kernel refused no_new_privs",
+        )
+    })?;
 
     let switching_away_from_root = plan.switch_to.as_ref().is_some_and(|(uid, _, _)| *uid != 0);
     // Kept capabilities must survive setresuid() in the permitted set so
@@ -104,8 +112,9 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
     // which setresuid() below takes away: so they come before it.
     if plan.clear_bounding {
         for cap in plan.supported.iter().filter(|c| !keep.contains(c)) {
-            sys.drop_bounding(*cap)
-                .map_err(|e| step_failed(&format!("prctl(PR_CAPBSET_DROP, {cap})"), e, NEED_ROOT_CAPS))?;
+            sys.drop_bounding(*cap).map_err(|e| {
+                step_failed(&format!("prctl(PR_CAPBSET_DROP, {cap})"), e, NEED_ROOT_CAPS)
+            })?;
         }
     }
     if plan.lock_securebits {
@@ -121,22 +130,42 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
         // supplementary groups cannot leak into the service.
         sys.setgroups(groups)
             .map_err(|e| step_failed(&format!("setgroups({groups:?})"), e, NEED_ROOT_CAPS))?;
-        sys.setresgid(*gid)
-            .map_err(|e| step_failed(&format!("setresgid({gid}, {gid}, {gid})"), e, NEED_ROOT_CAPS))?;
-        sys.setresuid(*uid)
-            .map_err(|e| step_failed(&format!("setresuid({uid}, {uid}, {uid})"), e, NEED_ROOT_CAPS))?;
+        sys.setresgid(*gid).map_err(|e| {
+            step_failed(
+                &format!("setresgid({gid}, {gid}, {gid})"),
+                e,
+                NEED_ROOT_CAPS,
+            )
+        })?;
+        sys.setresuid(*uid).map_err(|e| {
+            step_failed(
+                &format!("setresuid({uid}, {uid}, {uid})"),
+                e,
+                NEED_ROOT_CAPS,
+            )
+        })?;
     }
 
     // Effective first (it must stay within permitted), then inheritable
     // (must stay within the old permitted set), then permitted.
     for set in [CapSet::Effective, CapSet::Inheritable, CapSet::Permitted] {
-        sys.set_caps(set, &keep)
-            .map_err(|e| step_failed(&format!("capset({set:?})"), e, "cannot reduce the capability sets"))?;
+        sys.set_caps(set, &keep).map_err(|e| {
+            step_failed(
+                &format!("capset({set:?})"),
+                e,
+                "cannot reduce the capability sets",
+            )
+        })?;
     }
     // Ambient last: raising needs the capability in permitted and
     // inheritable, which the step above just arranged.
-    sys.clear_ambient()
-        .map_err(|e| step_failed("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", e, "cannot clear ambient capabilities"))?;
+    sys.clear_ambient().map_err(|e| {
+        step_failed(
+            "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
+            e,
+            "cannot clear ambient capabilities",
+        )
+    })?;
     for cap in &plan.keep {
         sys.raise_ambient(*cap).map_err(|e| {
             step_failed(
@@ -155,9 +184,12 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
 
 /// What the kernel must report after the drop.
 pub fn verify(sys: &mut dyn Sys, plan: &DropPlan, start: &CredState) -> Result<()> {
-    let st = sys
-        .read_state()
-        .map_err(|e| fail(Code::NoPerm, format!("cannot read credentials back after the drop: {e}")))?;
+    let st = sys.read_state().map_err(|e| {
+        fail(
+            Code::NoPerm,
+            format!("cannot read credentials back after the drop: {e}"),
+        )
+    })?;
     let bad = |what: String| {
         fail(
             Code::NoPerm,
@@ -179,7 +211,9 @@ pub fn verify(sys: &mut dyn Sys, plan: &DropPlan, start: &CredState) -> Result<(
     let mut want = groups;
     want.sort_unstable();
     if got != want {
-        return Err(bad(format!("supplementary groups are {got:?}, expected {want:?}")));
+        return Err(bad(format!(
+            "supplementary groups are {got:?}, expected {want:?}"
+        )));
     }
     let keep: CapsHashSet = plan.keep.iter().copied().collect();
     for (name, set) in [
@@ -189,11 +223,19 @@ pub fn verify(sys: &mut dyn Sys, plan: &DropPlan, start: &CredState) -> Result<(
         ("ambient", &st.ambient),
     ] {
         if *set != keep {
-            return Err(bad(format!("{name} capabilities are {}, expected {}", names(set), names(&keep))));
+            return Err(bad(format!(
+                "{name} capabilities are {}, expected {}",
+                names(set),
+                names(&keep)
+            )));
         }
     }
     if plan.clear_bounding && st.bounding != keep {
-        return Err(bad(format!("bounding set is {}, expected {}", names(&st.bounding), names(&keep))));
+        return Err(bad(format!(
+            "bounding set is {}, expected {}",
+            names(&st.bounding),
+            names(&keep)
+        )));
     }
     if !st.no_new_privs {
         return Err(bad("no_new_privs reads back as 0".into()));
@@ -248,7 +290,10 @@ impl Sys for RealSys {
         }
     }
     fn setgroups(&mut self, gids: &[u32]) -> io::Result<()> {
-        let gids: Vec<nix::unistd::Gid> = gids.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+        let gids: Vec<nix::unistd::Gid> = gids
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
         nix::unistd::setgroups(&gids).map_err(nix_io)
     }
     fn setresgid(&mut self, gid: u32) -> io::Result<()> {
@@ -294,8 +339,16 @@ pub fn read_state() -> io::Result<CredState> {
         return Err(io::Error::last_os_error());
     }
     Ok(CredState {
-        uids: (uids.real.as_raw(), uids.effective.as_raw(), uids.saved.as_raw()),
-        gids: (gids.real.as_raw(), gids.effective.as_raw(), gids.saved.as_raw()),
+        uids: (
+            uids.real.as_raw(),
+            uids.effective.as_raw(),
+            uids.saved.as_raw(),
+        ),
+        gids: (
+            gids.real.as_raw(),
+            gids.effective.as_raw(),
+            gids.saved.as_raw(),
+        ),
         groups,
         effective: read(CapSet::Effective)?,
         permitted: read(CapSet::Permitted)?,
@@ -326,9 +379,15 @@ mod tests {
 
     impl Recorder {
         fn root() -> Recorder {
-            let all: CapsHashSet = [CAP_SETUID, CAP_SETGID, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_CHOWN]
-                .into_iter()
-                .collect();
+            let all: CapsHashSet = [
+                CAP_SETUID,
+                CAP_SETGID,
+                CAP_SETPCAP,
+                CAP_NET_BIND_SERVICE,
+                CAP_CHOWN,
+            ]
+            .into_iter()
+            .collect();
             Recorder {
                 calls: vec![],
                 fail_on: None,
@@ -430,7 +489,13 @@ mod tests {
             lock_securebits: keep.is_empty(),
             keep,
             clear_bounding: true,
-            supported: vec![CAP_CHOWN, CAP_NET_BIND_SERVICE, CAP_SETGID, CAP_SETUID, CAP_SETPCAP],
+            supported: vec![
+                CAP_CHOWN,
+                CAP_NET_BIND_SERVICE,
+                CAP_SETGID,
+                CAP_SETUID,
+                CAP_SETPCAP,
+            ],
         }
     }
 
@@ -470,11 +535,25 @@ mod tests {
         drop_privileges(&mut sys, &p).unwrap();
         verify(&mut sys, &p, &start).unwrap();
         let calls = sys.calls.join(" ");
-        assert!(calls.starts_with("no_new_privs keepcaps=true bounding-CAP_CHOWN bounding-CAP_SETGID"), "{calls}");
+        assert!(
+            calls.starts_with("no_new_privs keepcaps=true bounding-CAP_CHOWN bounding-CAP_SETGID"),
+            "{calls}"
+        );
         assert!(!calls.contains("bounding-CAP_NET_BIND_SERVICE"), "{calls}");
-        assert!(!calls.contains("securebits"), "no lock when a capability is kept: {calls}");
-        assert!(calls.ends_with("ambient-clear ambient-raise-CAP_NET_BIND_SERVICE keepcaps=false try-setuid-0"), "{calls}");
-        assert_eq!(sys.state.ambient, [CAP_NET_BIND_SERVICE].into_iter().collect());
+        assert!(
+            !calls.contains("securebits"),
+            "no lock when a capability is kept: {calls}"
+        );
+        assert!(
+            calls.ends_with(
+                "ambient-clear ambient-raise-CAP_NET_BIND_SERVICE keepcaps=false try-setuid-0"
+            ),
+            "{calls}"
+        );
+        assert_eq!(
+            sys.state.ambient,
+            [CAP_NET_BIND_SERVICE].into_iter().collect()
+        );
     }
 
     #[test]
@@ -492,7 +571,12 @@ mod tests {
             assert_eq!(exit_code(&err), 77, "{step}");
             assert!(format!("{err}").contains("not started"));
             let failed_at = sys.calls.iter().position(|c| c.starts_with(step)).unwrap();
-            assert_eq!(failed_at + 1, sys.calls.len(), "{step}: calls went on after the failure: {:?}", sys.calls);
+            assert_eq!(
+                failed_at + 1,
+                sys.calls.len(),
+                "{step}: calls went on after the failure: {:?}",
+                sys.calls
+            );
             if failed_at > 0 {
                 assert_eq!(sys.calls[failed_at - 1], last_before);
             }
@@ -501,7 +585,15 @@ mod tests {
 
     #[test]
     fn verification_catches_calls_that_did_not_take() {
-        for lie in ["setresuid", "setresgid", "setgroups", "capset-Permitted", "no_new_privs", "securebits", "bounding-CAP_CHOWN"] {
+        for lie in [
+            "setresuid",
+            "setresgid",
+            "setgroups",
+            "capset-Permitted",
+            "no_new_privs",
+            "securebits",
+            "bounding-CAP_CHOWN",
+        ] {
             let mut sys = Recorder::root();
             let start = sys.state.clone();
             sys.lie_about = Some(lie);
@@ -527,8 +619,14 @@ mod tests {
         };
         drop_privileges(&mut sys, &p).unwrap();
         verify(&mut sys, &p, &start).unwrap();
-        assert!(!sys.calls.iter().any(|c| c.starts_with("setres") || c.starts_with("setgroups")));
+        assert!(!sys
+            .calls
+            .iter()
+            .any(|c| c.starts_with("setres") || c.starts_with("setgroups")));
         assert!(sys.state.permitted.is_empty());
-        assert!(!sys.calls.contains(&"try-setuid-0".to_string()), "uid stays 0: setuid(0) proves nothing");
+        assert!(
+            !sys.calls.contains(&"try-setuid-0".to_string()),
+            "uid stays 0: setuid(0) proves nothing"
+        );
     }
 }

@@ -36,7 +36,10 @@ pub fn parse_role(role: &str) -> Result<String> {
     } else {
         Err(fail(
             Code::Usage,
-            format!("unknown role {role:?}; valid roles are: {} (set ROLE or --role)", ROLES.join(", ")),
+            format!(
+                "unknown role {role:?}; valid roles are: {} (set ROLE or --role)",
+                ROLES.join(", ")
+            ),
         ))
     }
 }
@@ -64,7 +67,10 @@ pub fn split_command(value: &str, source: &str) -> Result<Vec<String>> {
         )
     })?;
     if words.is_empty() {
-        return Err(fail(Code::Usage, format!("{source} is empty; give a command or unset it")));
+        return Err(fail(
+            Code::Usage,
+            format!("{source} is empty; give a command or unset it"),
+        ));
     }
     Ok(words)
 }
@@ -132,7 +138,10 @@ mod tests {
     fn empty_role_is_api_with_migration_and_default_port() {
         let c = commands(&input("")).unwrap();
         assert_eq!(c.role, "api");
-        assert_eq!(c.pre_start.unwrap().join(" "), "python -m alembic upgrade head");
+        assert_eq!(
+            c.pre_start.unwrap().join(" "),
+            "python -m alembic upgrade head"
+        );
         assert_eq!(
             c.service.join(" "),
             "uvicorn smartem_backend.api_server:app --host 0.0.0.0 --port 8000 --timeout-graceful-shutdown 30"
@@ -162,7 +171,10 @@ mod tests {
         let err = commands(&input("bogus")).unwrap_err();
         assert_eq!(exit_code(&err), 64);
         let msg = format!("{err}");
-        assert!(msg.contains("\"bogus\"") && msg.contains("api, worker"), "{msg}");
+        assert!(
+            msg.contains("\"bogus\"") && msg.contains("api, worker"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -171,7 +183,10 @@ mod tests {
         i.api_cmd = Some(r#"/opt/app/serve --name "two words" 'a $HOME' x\ y"#.into());
         i.skip_migrations = true;
         let c = commands(&i).unwrap();
-        assert_eq!(c.service, vec!["/opt/app/serve", "--name", "two words", "a $HOME", "x y"]);
+        assert_eq!(
+            c.service,
+            vec!["/opt/app/serve", "--name", "two words", "a $HOME", "x y"]
+        );
         assert_eq!(c.pre_start, None);
         i.api_cmd = Some("serve 'unterminated".into());
         assert_eq!(exit_code(&commands(&i).unwrap_err()), 64);

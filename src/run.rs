@@ -3,6 +3,7 @@
 //! verification, workdir, data-dir check, pre-start step, service.
 
 use crate::cli::{Format, RunConfig};
+use crate::datadir;
 use crate::error::{fail, os_fail, Code, Result};
 use crate::identity::Current;
 use crate::plan::{self, Facts, Plan};
@@ -10,7 +11,6 @@ use crate::privileges::{self, RealSys};
 use crate::signals::{self, Inherited};
 use crate::spawn::{self, Prepared};
 use crate::supervise::Supervisor;
-use crate::datadir;
 
 /// Reads the process's identity, capabilities, terminal and environment.
 pub fn gather_facts() -> Result<Facts> {
@@ -67,7 +67,10 @@ fn dry_run(cfg: &RunConfig, plan: &Plan) -> i32 {
         return *code;
     }
     if plan.require_data_dir && !verdict.is_ok() {
-        crate::error!("{} (required: --require-data-dir)", verdict.describe(&plan.data_dir, plan.who.uid));
+        crate::error!(
+            "{} (required: --require-data-dir)",
+            verdict.describe(&plan.data_dir, plan.who.uid)
+        );
         return Code::Config as i32;
     }
     0
@@ -85,7 +88,8 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts) -> Result<i32> {
     // Side effects from here on.
     if !plan.pid1 {
         // Not PID 1: orphans of the service must still come to us to be reaped.
-        nix::sys::prctl::set_child_subreaper(true).map_err(|e| os_fail("prctl(PR_SET_CHILD_SUBREAPER)", e))?;
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| os_fail("prctl(PR_SET_CHILD_SUBREAPER)", e))?;
     }
     privileges::drop_privileges(&mut RealSys, &plan.drop)?;
     privileges::verify(&mut RealSys, &plan.drop, &facts.creds)?;
@@ -94,7 +98,11 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts) -> Result<i32> {
         nix::unistd::chdir(dir.as_path()).map_err(|e| {
             fail(
                 Code::Config,
-                format!("cannot enter workdir {} as uid {}: {e}; fix its permissions", dir.display(), plan.who.uid),
+                format!(
+                    "cannot enter workdir {} as uid {}: {e}; fix its permissions",
+                    dir.display(),
+                    plan.who.uid
+                ),
             )
         })?;
     }
@@ -103,7 +111,10 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts) -> Result<i32> {
     if !verdict.is_ok() {
         let msg = verdict.describe(&plan.data_dir, plan.who.uid);
         if plan.require_data_dir {
-            return Err(fail(Code::Config, format!("{msg} (required: --require-data-dir)")));
+            return Err(fail(
+                Code::Config,
+                format!("{msg} (required: --require-data-dir)"),
+            ));
         }
         warn!("{msg}");
     }
@@ -113,22 +124,36 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts) -> Result<i32> {
         if let Some(code) = not_started(&mut sup, "pre-start step") {
             return Ok(code);
         }
-        let code = start_and_supervise(&mut sup, pre, inherited, plan, "pre-start step", &cmd.argv)?;
+        let code =
+            start_and_supervise(&mut sup, pre, inherited, plan, "pre-start step", &cmd.argv)?;
         if code != 0 {
-            crate::error!("pre-start step {} failed with exit code {code}; the service was not started", cmd.program.display());
+            crate::error!(
+                "pre-start step {} failed with exit code {code}; the service was not started",
+                cmd.program.display()
+            );
             return Ok(code);
         }
     }
     if let Some(code) = not_started(&mut sup, "service") {
         return Ok(code);
     }
-    start_and_supervise(&mut sup, &service, inherited, plan, "service", &plan.service.argv)
+    start_and_supervise(
+        &mut sup,
+        &service,
+        inherited,
+        plan,
+        "service",
+        &plan.service.argv,
+    )
 }
 
 /// A termination request before `what` started: it never starts.
 fn not_started(sup: &mut Supervisor, what: &str) -> Option<i32> {
     sup.termination_requested().map(|sig| {
-        info!("received {} before the {what} started: not starting it", signals::name(sig));
+        info!(
+            "received {} before the {what} started: not starting it",
+            signals::name(sig)
+        );
         128 + sig
     })
 }
@@ -146,7 +171,10 @@ fn start_and_supervise(
         "{what} started as pid {pid}, uid {} gid {}: {}",
         plan.who.uid,
         plan.who.gid,
-        argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        argv.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let code = sup.supervise(pid, what);
     crate::debug!("{what} ended with exit code {code}");

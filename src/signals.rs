@@ -37,7 +37,10 @@ pub fn block_all() -> io::Result<Inherited> {
                 return Err(io::Error::last_os_error());
             }
         }
-        Ok(Inherited { mask: old, sigchld_ignored })
+        Ok(Inherited {
+            mask: old,
+            sigchld_ignored,
+        })
     }
 }
 
@@ -77,7 +80,9 @@ pub fn pending(sigs: &[i32]) -> Option<i32> {
         if libc::sigpending(&mut set) != 0 {
             return None;
         }
-        sigs.iter().copied().find(|s| libc::sigismember(&set, *s) == 1)
+        sigs.iter()
+            .copied()
+            .find(|s| libc::sigismember(&set, *s) == 1)
     }
 }
 

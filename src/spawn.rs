@@ -21,7 +21,12 @@ pub struct Prepared {
 }
 
 fn cstring(bytes: &[u8], what: &str) -> Result<CString> {
-    CString::new(bytes).map_err(|_| fail(Code::Usage, format!("{what} contains a NUL byte; remove it")))
+    CString::new(bytes).map_err(|_| {
+        fail(
+            Code::Usage,
+            format!("{what} contains a NUL byte; remove it"),
+        )
+    })
 }
 
 pub fn prepare(path: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> Result<Prepared> {
@@ -56,8 +61,8 @@ pub fn prepare(path: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> 
 /// Forks and execs. `tty`: give the child the terminal's foreground;
 /// otherwise it gets a session of its own.
 pub fn spawn(p: &Prepared, inherited: &Inherited, tty: bool) -> Result<libc::pid_t> {
-    let (rd, wr): (OwnedFd, OwnedFd) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| os_fail("pipe2(O_CLOEXEC)", e))?;
+    let (rd, wr): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| os_fail("pipe2(O_CLOEXEC)", e))?;
     // SAFETY: fork in a process whose other threads (a possibly stalled
     // data-dir check) hold no locks the child needs: the child below only
     // uses values prepared above and async-signal-safe calls, then execs or
@@ -91,13 +96,20 @@ pub fn spawn(p: &Prepared, inherited: &Inherited, tty: bool) -> Result<libc::pid
             // Reap the failed child here: it never became the service.
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             let err = std::io::Error::from_raw_os_error(errno);
-            let code = if errno == libc::ENOENT { Code::NotFound } else { Code::CantExec };
+            let code = if errno == libc::ENOENT {
+                Code::NotFound
+            } else {
+                Code::CantExec
+            };
             let hint = if errno == libc::ENOENT {
                 "the program or its interpreter (#! line) is missing"
             } else {
                 "check its mode, owner, format and the noexec mount flag"
             };
-            Err(fail(code, format!("cannot execute {}: {err}; {hint}", p.shown)))
+            Err(fail(
+                code,
+                format!("cannot execute {}: {err}; {hint}", p.shown),
+            ))
         }
         _ => Ok(pid),
     }

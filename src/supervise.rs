@@ -60,7 +60,9 @@ impl Supervisor {
                     timeout = timeout.min(due - now);
                 }
             }
-            let Some(info) = signals::wait(&self.set, timeout) else { continue };
+            let Some(info) = signals::wait(&self.set, timeout) else {
+                continue;
+            };
             let sig = info.si_signo;
             if sig == libc::SIGCHLD {
                 continue;
@@ -70,7 +72,10 @@ impl Supervisor {
             if unsafe { libc::kill(child, sig) } != 0 {
                 let err = std::io::Error::last_os_error();
                 if err.raw_os_error() != Some(libc::ESRCH) {
-                    warn!("cannot forward {} to pid {child}: {err}", signals::name(sig));
+                    warn!(
+                        "cannot forward {} to pid {child}: {err}",
+                        signals::name(sig)
+                    );
                 }
             }
             if TERMINATING.contains(&sig) && self.term.is_none() {

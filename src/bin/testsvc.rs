@@ -1,1 +1,144 @@
-fn main() {}
+//! smartem-testsvc: the stand-in service for tests and test images (no
+//! shell in a scratch image). Not shipped in the product image.
+//!
+//!   status                 print identity lines of /proc/self/status, HOME, USER
+//!   serve PORT [CODE]      HTTP on 0.0.0.0:PORT, /health answers CODE (200);
+//!                          SIGTERM/SIGINT: clean exit 0
+//!   bind ADDR              bind a TCP socket: exit 0 if allowed, 1 if not
+//!   signals FILE           append the name of every signal received to FILE;
+//!                          exit 0 on SIGTERM
+//!   ignore-term            ignore SIGTERM and wait forever
+//!   argv FILE [ARG...]     append the arguments as one line to FILE, exit 0
+
+use std::io::{Read, Write};
+use std::mem::MaybeUninit;
+
+fn block_all() -> libc::sigset_t {
+    // SAFETY: local sigset initialised by sigfillset before use.
+    unsafe {
+        let mut set = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: valid set and out-pointer.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
+}
+
+fn append(path: &str, line: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open output file");
+    f.write_all(format!("{line}\n").as_bytes())
+        .expect("write output file");
+}
+
+fn status() {
+    let text = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    for line in text.lines() {
+        let key = line.split(':').next().unwrap_or("");
+        if matches!(
+            key,
+            "Uid"
+                | "Gid"
+                | "Groups"
+                | "CapInh"
+                | "CapPrm"
+                | "CapEff"
+                | "CapBnd"
+                | "CapAmb"
+                | "NoNewPrivs"
+                | "SigBlk"
+                | "SigIgn"
+        ) {
+            println!("{line}");
+        }
+    }
+    for var in ["HOME", "USER", "LOGNAME", "ROLE"] {
+        println!("{var}={}", std::env::var(var).unwrap_or_default());
+    }
+    println!(
+        "Args={}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+}
+
+fn serve(port: &str, code: u16) {
+    let set = block_all();
+    let listener = std::net::TcpListener::bind(format!("0.0.0.0:{port}")).expect("bind");
+    eprintln!("testsvc: serving on port {port}, /health answers {code}");
+    std::thread::spawn(move || loop {
+        let sig = wait_signal(&set);
+        if sig == libc::SIGTERM || sig == libc::SIGINT {
+            eprintln!("testsvc: clean shutdown on signal {sig}");
+            std::process::exit(0);
+        }
+    });
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf).unwrap_or(0);
+        let req = String::from_utf8_lossy(&buf[..n]);
+        let status = if req.starts_with("GET /health ") {
+            code
+        } else {
+            404
+        };
+        let _ = conn.write_all(
+            format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                .as_bytes(),
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    match args.first().map(String::as_str) {
+        Some("status") => status(),
+        Some("serve") => serve(&arg(1), arg(2).parse().unwrap_or(200)),
+        Some("bind") => match std::net::TcpListener::bind(arg(1)) {
+            Ok(_) => println!("bound {}", arg(1)),
+            Err(e) => {
+                println!("bind {} failed: {e}", arg(1));
+                std::process::exit(1);
+            }
+        },
+        Some("signals") => {
+            let set = block_all();
+            let file = arg(1);
+            append(&file, "ready");
+            loop {
+                let sig = wait_signal(&set);
+                append(&file, &sig.to_string());
+                if sig == libc::SIGTERM {
+                    std::process::exit(0);
+                }
+            }
+        }
+        Some("ignore-term") => {
+            // SAFETY: setting a disposition to SIG_IGN.
+            unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        Some("argv") => append(&arg(1), &args[2..].join(" ")),
+        _ => {
+            eprintln!("usage: smartem-testsvc status|serve PORT [CODE]|bind ADDR|signals FILE|ignore-term|argv FILE ARG...");
+            std::process::exit(2);
+        }
+    }
+}
