@@ -12,7 +12,8 @@ use std::time::Duration;
 const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\n\
 nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n\
 smartem:x:5000:5000:smartem:/home/smartem:/sbin/nologin\n";
-const GROUP: &str = "root:x:0:\nnogroup:x:65534:\nsmartem:x:5000:\ndls:x:6000:smartem\nbeam:x:6001:other,smartem\n";
+const GROUP: &str =
+    "root:x:0:\nnogroup:x:65534:\nsmartem:x:5000:\ndls:x:6000:smartem\nbeam:x:6001:other,smartem\n";
 
 fn etc() -> tempfile::TempDir {
     let d = shared_tempdir();
@@ -52,7 +53,8 @@ fn nobody_has_no_groups_no_capabilities_and_no_new_privs() {
         return;
     }
     let e = etc();
-    let (code, out, err) = run_cmd(init(e.path()).args(["--user", "65534:65534", "--", "cat", "/proc/self/status"]));
+    let (code, out, err) =
+        run_cmd(init(e.path()).args(["--user", "65534:65534", "--", "cat", "/proc/self/status"]));
     assert_eq!(code, 0, "{err}");
     assert_fully_dropped(&out, "65534", "65534", "");
 }
@@ -63,7 +65,8 @@ fn supplementary_groups_come_from_etc_group() {
         return;
     }
     let e = etc();
-    let (code, out, err) = run_cmd(init(e.path()).args(["--user", "smartem", "--", "cat", "/proc/self/status"]));
+    let (code, out, err) =
+        run_cmd(init(e.path()).args(["--user", "smartem", "--", "cat", "/proc/self/status"]));
     assert_eq!(code, 0, "{err}");
     assert_fully_dropped(&out, "5000", "5000", "6000 6001");
 }
@@ -76,10 +79,21 @@ fn the_pid_1_init_itself_runs_as_the_dropped_user() {
     let e = etc();
     let etc_dir = format!("--etc-dir={}", e.path().display());
     let init = Pid1::start(&[&etc_dir, "--user", "65534", "--", "sleep", "2"]);
-    wait_until(Duration::from_secs(10), "the service to start", || !children(init.pid).is_empty());
-    assert_eq!(status_field(init.pid, "Uid").unwrap(), "65534\t65534\t65534\t65534");
-    assert_eq!(status_field(init.pid, "Gid").unwrap(), "65534\t65534\t65534\t65534");
-    assert_eq!(status_field(init.pid, "CapEff").unwrap(), "0000000000000000");
+    wait_until(Duration::from_secs(10), "the service to start", || {
+        !children(init.pid).is_empty()
+    });
+    assert_eq!(
+        status_field(init.pid, "Uid").unwrap(),
+        "65534\t65534\t65534\t65534"
+    );
+    assert_eq!(
+        status_field(init.pid, "Gid").unwrap(),
+        "65534\t65534\t65534\t65534"
+    );
+    assert_eq!(
+        status_field(init.pid, "CapEff").unwrap(),
+        "0000000000000000"
+    );
     assert_eq!(status_field(init.pid, "NoNewPrivs").unwrap(), "1");
     let (code, _, err) = init.wait(Duration::from_secs(20));
     assert_eq!(code, 0, "{err}");
@@ -98,8 +112,17 @@ fn a_setuid_root_program_cannot_regain_root() {
     std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let id = id.to_str().unwrap();
     // The copy really is setuid root: without no_new_privs it gives euid 0.
-    let (_, plain, _) = run_cmd(Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", id, "-u"]));
-    if !prerequisite(plain.trim() == "0", "the temp dir is mounted nosuid, so the setuid test proves nothing") {
+    let (_, plain, _) = run_cmd(Command::new("setpriv").args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        id,
+        "-u",
+    ]));
+    if !prerequisite(
+        plain.trim() == "0",
+        "the temp dir is mounted nosuid, so the setuid test proves nothing",
+    ) {
         return;
     }
     let e = etc();
@@ -160,11 +183,16 @@ fn unresolvable_specs_fail_and_run_nothing() {
         if spec.is_empty() {
             continue; // empty means unset: covered by the non-root tests
         }
-        let (code, _, err) = run_cmd(init(e.path()).args(["--user", spec, "--", "touch", marker.to_str().unwrap()]));
+        let (code, _, err) =
+            run_cmd(init(e.path()).args(["--user", spec, "--", "touch", marker.to_str().unwrap()]));
         assert_eq!(code, want, "--user {spec:?}: {err}");
         assert!(!marker.exists(), "--user {spec:?} ran the command");
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(&format!("{:?}", spec.split(':').last().unwrap())) || err.contains(spec), "{err}");
+        assert!(
+            err.contains(&format!("{:?}", spec.split(':').next_back().unwrap()))
+                || err.contains(spec),
+            "{err}"
+        );
     }
 }
 
@@ -176,16 +204,36 @@ fn securebits_are_locked_when_nothing_is_kept() {
     let e = etc();
     let (code, out, err) = run_cmd(init(e.path()).args(["--user", "65534", "--", "setpriv", "-d"]));
     assert_eq!(code, 0, "{err}");
-    let bits = out.lines().find(|l| l.starts_with("Securebits:")).expect(&out);
+    let bits = out
+        .lines()
+        .find(|l| l.starts_with("Securebits:"))
+        .expect(&out);
     // Older setpriv prints the two ambient bits as a number (0xc0).
     let rest = bits
         .strip_prefix("Securebits: noroot,noroot_locked,no_setuid_fixup,no_setuid_fixup_locked,keep_caps_locked,")
         .unwrap_or_else(|| panic!("{bits}"));
-    assert!(matches!(rest, "no_cap_ambient_raise,no_cap_ambient_raise_locked" | "0xc0"), "{bits}");
-    let (code, out, err) = run_cmd(init(e.path()).args(["--user", "65534", "--keep-cap", "NET_BIND_SERVICE", "--", "setpriv", "-d"]));
+    assert!(
+        matches!(
+            rest,
+            "no_cap_ambient_raise,no_cap_ambient_raise_locked" | "0xc0"
+        ),
+        "{bits}"
+    );
+    let (code, out, err) = run_cmd(init(e.path()).args([
+        "--user",
+        "65534",
+        "--keep-cap",
+        "NET_BIND_SERVICE",
+        "--",
+        "setpriv",
+        "-d",
+    ]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Securebits: [none]"), "{out}");
-    assert!(out.contains("Ambient capabilities: net_bind_service"), "{out}");
+    assert!(
+        out.contains("Ambient capabilities: net_bind_service"),
+        "{out}"
+    );
 }
 
 /// smartem-init started by setpriv as uid/gid 1000 (a non-root runtime user).
@@ -208,12 +256,25 @@ fn non_root_start_must_match_the_configured_user() {
     let e = etc();
     let (code, _, err) = as_1000(e.path(), &["--user", "5000:5000", "--", "true"]);
     assert_eq!(code, 77, "{err}");
-    assert!(err.contains("uid=1000 gid=1000") && err.contains("uid=5000 gid=5000"), "{err}");
+    assert!(
+        err.contains("uid=1000 gid=1000") && err.contains("uid=5000 gid=5000"),
+        "{err}"
+    );
     assert!(err.contains("runAsUser"), "{err}");
     let (code, out, err) = as_1000(e.path(), &["--", "sh", "-c", "echo $(id -u) $(id -g)"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "1000 1000");
-    let (code, out, err) = as_1000(e.path(), &["--user", "1000", "--", "grep", "NoNewPrivs", "/proc/self/status"]);
+    let (code, out, err) = as_1000(
+        e.path(),
+        &[
+            "--user",
+            "1000",
+            "--",
+            "grep",
+            "NoNewPrivs",
+            "/proc/self/status",
+        ],
+    );
     assert_eq!(code, 0, "same identity goes on: {err}");
     assert!(out.contains('1'));
 }
@@ -224,12 +285,19 @@ fn require_non_root_refuses_uid_0() {
         return;
     }
     let e = etc();
-    for args in [&["--require-non-root", "--user", "root", "--", "true"][..], &["--require-non-root", "--", "true"]] {
+    for args in [
+        &["--require-non-root", "--user", "root", "--", "true"][..],
+        &["--require-non-root", "--", "true"],
+    ] {
         let (code, _, err) = run_cmd(init(e.path()).args(args));
         assert_eq!(code, 77, "{args:?}: {err}");
         assert!(err.contains("require-non-root"), "{err}");
     }
-    let (code, _, err) = run_cmd(init(e.path()).env("SMARTEM_REQUIRE_NON_ROOT", "1").args(["--user", "nobody", "--", "true"]));
+    let (code, _, err) = run_cmd(
+        init(e.path())
+            .env("SMARTEM_REQUIRE_NON_ROOT", "1")
+            .args(["--user", "nobody", "--", "true"]),
+    );
     assert_eq!(code, 0, "{err}");
 }
 
@@ -238,17 +306,33 @@ fn kept_net_bind_service_binds_port_80_and_nothing_else() {
     if !need_root() {
         return;
     }
-    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap_or_default();
-    if !prerequisite(start.trim().parse::<u32>().is_ok_and(|p| p > 80), "port 80 is not privileged here") {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .unwrap_or_default();
+    if !prerequisite(
+        start.trim().parse::<u32>().is_ok_and(|p| p > 80),
+        "port 80 is not privileged here",
+    ) {
         return;
     }
     let e = etc();
     let svc = testsvc();
-    let (code, out, err) =
-        run_cmd(init(e.path()).args(["--user", "65534", "--keep-cap", "NET_BIND_SERVICE", "--", &svc, "bind", "127.0.0.1:80"]));
+    let (code, out, err) = run_cmd(init(e.path()).args([
+        "--user",
+        "65534",
+        "--keep-cap",
+        "NET_BIND_SERVICE",
+        "--",
+        &svc,
+        "bind",
+        "127.0.0.1:80",
+    ]));
     assert_eq!(code, 0, "{out} {err}");
-    let (code, out, err) = run_cmd(init(e.path()).args(["--user", "65534", "--", &svc, "bind", "127.0.0.1:80"]));
-    assert_eq!(code, 1, "binding port 80 without the capability must fail: {out} {err}");
+    let (code, out, err) =
+        run_cmd(init(e.path()).args(["--user", "65534", "--", &svc, "bind", "127.0.0.1:80"]));
+    assert_eq!(
+        code, 1,
+        "binding port 80 without the capability must fail: {out} {err}"
+    );
     assert!(out.contains("ermission denied"), "{out}");
     let (code, out, err) = run_cmd(init(e.path()).args([
         "--user",
@@ -278,11 +362,12 @@ fn a_setuid_installation_refuses_to_run() {
     std::fs::copy(bin(), &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let marker = d.path().join("ran");
-    let (code, _, err) = run_cmd(Command::new("setpriv").args(["--reuid=1000", "--regid=1000", "--clear-groups"]).arg(&copy).args([
-        "--",
-        "touch",
-        marker.to_str().unwrap(),
-    ]));
+    let (code, _, err) = run_cmd(
+        Command::new("setpriv")
+            .args(["--reuid=1000", "--regid=1000", "--clear-groups"])
+            .arg(&copy)
+            .args(["--", "touch", marker.to_str().unwrap()]),
+    );
     assert_eq!(code, 77, "{err}");
     assert!(err.contains("installed setuid"), "{err}");
     assert!(!marker.exists());

@@ -9,8 +9,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary under test: the shipped release build when the test script
+/// names it in SMARTEM_INIT_BIN, else the one cargo built for the tests.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_smartem-init"))
+    match std::env::var_os("SMARTEM_INIT_BIN") {
+        Some(p) if !p.is_empty() => std::fs::canonicalize(p).expect("SMARTEM_INIT_BIN exists"),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_smartem-init")),
+    }
 }
 
 pub fn testsvc() -> String {
