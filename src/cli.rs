@@ -268,14 +268,23 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
     }
 }
 
-/// clap's first line without its `error: ` tag, with a pointer to --help.
+/// clap's first paragraph (e.g. "required arguments were not provided:"
+/// and the list under it) as one line, with a pointer to --help.
 fn one_line(rendered: &str) -> String {
-    let first = rendered
+    let para: Vec<&str> = rendered
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first}; see smartem-init --help")
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let text = para.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let text = if text.is_empty() {
+        "invalid arguments"
+    } else {
+        text
+    };
+    format!("{text}; see smartem-init --help")
 }
 
 fn nonempty<T: AsRef<std::ffi::OsStr>>(v: Option<T>) -> Option<T> {

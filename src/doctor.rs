@@ -1,5 +1,391 @@
-//! placeholder, replaced below
+//! `smartem-init doctor [PATH...]`: the troubleshooting a scratch image
+//! can't do (`id`, `ls -la /dls`, `mount`), with a verdict and the fix for
+//! each problem. Reads only; changes nothing. Exit 0 healthy, 1 otherwise.
+
+use crate::access::{can_list_and_enter, Who};
 use crate::cli::DoctorConfig;
-pub fn run(_cfg: &DoctorConfig) -> crate::error::Result<i32> {
-    Ok(1)
+use crate::datadir::{self, Verdict};
+use crate::error::Result;
+use crate::etc_files::EtcDb;
+use crate::identity::{self, Action, Target};
+use crate::privileges::names;
+use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A mount from /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub mount_point: String,
+    pub fstype: String,
+    pub read_only: bool,
+}
+
+/// The mount that holds `path`: the longest mount point that is a prefix.
+pub fn mount_of(path: &Path, mountinfo: &str) -> Option<Mount> {
+    let mut best: Option<Mount> = None;
+    for line in mountinfo.lines() {
+        let (left, right) = line.split_once(" - ")?;
+        let f: Vec<&str> = left.split_whitespace().collect();
+        let (Some(mp), Some(opts)) = (f.get(4), f.get(5)) else {
+            continue;
+        };
+        let mp = mp.replace("\\040", " ");
+        if !path.starts_with(&mp) {
+            continue;
+        }
+        if best
+            .as_ref()
+            .is_some_and(|b| b.mount_point.len() > mp.len())
+        {
+            continue;
+        }
+        best = Some(Mount {
+            mount_point: mp,
+            fstype: right.split_whitespace().next().unwrap_or("?").to_string(),
+            read_only: opts.split(',').any(|o| o == "ro"),
+        });
+    }
+    best
+}
+
+/// The fix for a data-dir verdict, for the service's identity.
+pub fn advice(path: &Path, verdict: &Verdict, who: &Who) -> String {
+    let p = path.display();
+    match verdict {
+        Verdict::Readable => "nothing to do".into(),
+        Verdict::Absent => format!("mount the data volume at {p} (volumeMounts / docker -v) or point SMARTEM_DATA_DIR at it"),
+        Verdict::NotADirectory => format!("{p} must be a directory: mount the data directory there"),
+        Verdict::Denied(None) => "even stat is refused: check the parent directories' modes, or (root-squashed NFS) run doctor as the service user: kubectl exec runs as runAsUser"
+            .into(),
+        Verdict::Denied(Some((owner, group, mode))) => {
+            let mut fixes = Vec::new();
+            // Running as root is never the fix (and root is squashed on NFS).
+            if *owner != who.uid && *owner != 0 {
+                fixes.push(format!("run with runAsUser: {owner} (SMARTEM_USER={owner}:{group})"));
+            }
+            let (gr, gx) = can_list_and_enter(
+                &Who { uid: u32::MAX, gid: *group, groups: vec![] },
+                *owner,
+                *group,
+                *mode,
+            );
+            if gr && gx && *owner != who.uid && *group != 0 {
+                fixes.push(format!("add group {group}: runAsGroup/supplementalGroups: [{group}]"));
+            }
+            if *owner == who.uid {
+                fixes.push(format!("chmod u+rx {p}"));
+            } else {
+                fixes.push(format!("chmod o+rx {p} (on the server, for NFS)"));
+            }
+            fixes.join(", or ")
+        }
+        Verdict::Stalled(_) => "the mount does not answer: check the NFS server and the node's mount".into(),
+        Verdict::Error(_) => format!("check {p} on the node (dmesg, mount)"),
+    }
+}
+
+struct Report {
+    out: String,
+    problems: usize,
+}
+
+impl Report {
+    fn section(&mut self, title: &str) {
+        let _ = writeln!(self.out, "\n{title}");
+    }
+    fn row(&mut self, key: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(self.out, "  {key:<14} {value}");
+    }
+    fn verdict(&mut self, ok: bool, text: &str) {
+        if !ok {
+            self.problems += 1;
+        }
+        self.row(
+            "verdict",
+            format!("{} {text}", if ok { "OK     " } else { "PROBLEM" }),
+        );
+    }
+}
+
+fn fmt_groups(groups: &[u32]) -> String {
+    if groups.is_empty() {
+        "none".into()
+    } else {
+        groups
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+pub fn run(cfg: &DoctorConfig) -> Result<i32> {
+    let facts = crate::run::gather_facts()?;
+    let cur = &facts.current;
+    let mut r = Report {
+        out: String::from("smartem-init doctor: read-only checks\n"),
+        problems: 0,
+    };
+
+    r.section("identity");
+    r.row(
+        "running as",
+        format!(
+            "uid={} gid={} groups={}",
+            cur.euid,
+            cur.egid,
+            fmt_groups(&cur.groups)
+        ),
+    );
+    let db = EtcDb::load(&cfg.id.etc_dir);
+    let mut who = Who {
+        uid: cur.euid,
+        gid: cur.egid,
+        groups: cur.groups.clone(),
+    };
+    match (&cfg.id.user, &db) {
+        (_, Err(e)) => {
+            r.row("etc files", format!("{e:#}"));
+            r.verdict(
+                false,
+                "fix or regenerate the files with `smartem-init gen-etc`",
+            );
+        }
+        (None, Ok(_)) => {
+            r.row(
+                "configured",
+                "no SMARTEM_USER/--user: the service keeps this identity",
+            );
+            let text = if cur.euid == 0 {
+                "the service would run as root (without capabilities); set SMARTEM_USER for production"
+            } else {
+                "the service runs as the current user"
+            };
+            r.verdict(true, text);
+        }
+        (Some(spec), Ok(db)) => match identity::resolve(spec, db) {
+            Err(e) => {
+                r.row("configured", format!("SMARTEM_USER={spec}"));
+                r.verdict(false, &format!("{e:#}"));
+            }
+            Ok(t) => identity_rows(&mut r, cur, t, db, &mut who),
+        },
+    }
+
+    r.section("privileges");
+    let all = facts.supported.len();
+    let short = |set: &caps::CapsHashSet| {
+        if set.len() == all && all > 0 {
+            format!("all {all}")
+        } else {
+            names(set)
+        }
+    };
+    r.row("effective", short(&facts.creds.effective));
+    r.row("permitted", short(&facts.creds.permitted));
+    r.row("bounding", short(&facts.creds.bounding));
+    r.row("ambient", short(&facts.creds.ambient));
+    r.row(
+        "no_new_privs",
+        if facts.creds.no_new_privs {
+            "1".to_string()
+        } else {
+            "0 (smartem-init sets it before the service starts)".to_string()
+        },
+    );
+    r.row("securebits", format!("{:#x}", facts.creds.securebits));
+
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut paths: Vec<PathBuf> = vec![cfg.id.data_dir.clone()];
+    paths.extend(cfg.paths.iter().filter(|p| **p != cfg.id.data_dir).cloned());
+    for (i, path) in paths.iter().enumerate() {
+        path_rows(&mut r, path, i == 0, &who, cur.euid, &mountinfo);
+    }
+
+    let _ = writeln!(
+        r.out,
+        "\n{}",
+        if r.problems == 0 {
+            "healthy: no problem found".to_string()
+        } else {
+            format!("{} problem(s) found", r.problems)
+        }
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(r.out.as_bytes());
+    Ok(if r.problems == 0 { 0 } else { 1 })
+}
+
+fn identity_rows(r: &mut Report, cur: &identity::Current, t: Target, db: &EtcDb, who: &mut Who) {
+    r.row(
+        "configured",
+        format!(
+            "SMARTEM_USER={} -> {} groups={}",
+            t.spec,
+            t.describe(),
+            fmt_groups(&t.groups)
+        ),
+    );
+    match db.user_by_uid(t.uid) {
+        Some(e) => r.row(
+            "passwd entry",
+            format!(
+                "{}:{}:{} home={} ({})",
+                e.name,
+                e.uid,
+                e.gid,
+                e.home,
+                db.passwd_path.display()
+            ),
+        ),
+        None => r.row(
+            "passwd entry",
+            format!("none for uid {} (numeric ids work; HOME=/)", t.uid),
+        ),
+    }
+    *who = Who {
+        uid: t.uid,
+        gid: t.gid,
+        groups: t.groups.clone(),
+    };
+    match identity::decide(cur, Some(t.clone()), false) {
+        Ok(Action::Switch(_)) => r.verdict(true, &format!("started as root: will switch to uid {}", t.uid)),
+        Ok(_) => {
+            who.groups = cur.groups.clone();
+            r.verdict(true, "already the configured user")
+        }
+        Err(_) => r.verdict(
+            false,
+            &format!(
+                "running as uid {} gid {} but configured for {}: run with runAsUser: {} and runAsGroup: {} \
+                 (or docker --user {}:{}), or unset SMARTEM_USER",
+                cur.euid, cur.egid, t.spec, t.uid, t.gid, t.uid, t.gid
+            ),
+        ),
+    }
+}
+
+fn path_rows(
+    r: &mut Report,
+    path: &Path,
+    is_data_dir: bool,
+    who: &Who,
+    euid: u32,
+    mountinfo: &str,
+) {
+    r.section(&format!(
+        "{} {}",
+        if is_data_dir { "data dir" } else { "path" },
+        path.display()
+    ));
+    let meta = std::fs::metadata(path);
+    r.row(
+        "exists",
+        match &meta {
+            Ok(m) if m.is_dir() => "yes, a directory".to_string(),
+            Ok(_) => "yes, not a directory".to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no".to_string(),
+            Err(e) => format!("cannot tell: {e}"),
+        },
+    );
+    if let Some(m) = mount_of(path, mountinfo) {
+        let is_mp = Path::new(&m.mount_point) == path;
+        r.row(
+            "mount",
+            format!(
+                "{} ({}, {})",
+                if is_mp {
+                    "is a mount point".to_string()
+                } else {
+                    format!("not a mount point; on {}", m.mount_point)
+                },
+                m.fstype,
+                if m.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                }
+            ),
+        );
+    }
+    if let Ok(m) = &meta {
+        r.row(
+            "owner, mode",
+            format!("{}:{} {:04o}", m.uid(), m.gid(), m.mode() & 0o7777),
+        );
+    }
+    // Ask the kernel when we already are the service's user; otherwise
+    // predict from the mode bits (becoming the user would change things).
+    let (verdict, how) = if who.uid == euid {
+        (datadir::check(path, Duration::from_secs(5)), "checked")
+    } else {
+        (datadir::predict(path, who), "predicted from owner and mode")
+    };
+    r.row(
+        &format!("as uid {}", who.uid),
+        format!("{} ({how})", verdict.describe(path, who.uid)),
+    );
+    let ok = verdict.is_ok();
+    let text = if ok {
+        "readable by the service".to_string()
+    } else {
+        advice(path, &verdict, who)
+    };
+    r.verdict(ok, &text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+        40 22 0:50 / /dls ro,nosuid - nfs4 server:/export ro,vers=4.2\n\
+        41 22 0:51 / /dls/sub\\040dir rw - tmpfs tmpfs rw\n";
+
+    #[test]
+    fn finds_the_longest_mount() {
+        let m = mount_of(Path::new("/dls/grid1"), MOUNTINFO).unwrap();
+        assert_eq!(
+            (m.mount_point.as_str(), m.fstype.as_str(), m.read_only),
+            ("/dls", "nfs4", true)
+        );
+        let m = mount_of(Path::new("/dls/sub dir/x"), MOUNTINFO).unwrap();
+        assert_eq!(m.fstype, "tmpfs");
+        assert!(!mount_of(Path::new("/app"), MOUNTINFO).unwrap().read_only);
+        assert!(
+            mount_of(Path::new("/dlsx"), MOUNTINFO).unwrap().mount_point == "/",
+            "prefix is by component"
+        );
+    }
+
+    fn who(uid: u32) -> Who {
+        Who {
+            uid,
+            gid: uid,
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn advice_names_the_fix() {
+        let p = Path::new("/dls");
+        let a = advice(p, &Verdict::Denied(Some((5000, 5000, 0o750))), &who(65534));
+        assert!(
+            a.contains("runAsUser: 5000")
+                && a.contains("supplementalGroups: [5000]")
+                && a.contains("chmod o+rx /dls"),
+            "{a}"
+        );
+        let a = advice(p, &Verdict::Denied(Some((5000, 5000, 0o700))), &who(65534));
+        assert!(
+            a.contains("runAsUser: 5000") && !a.contains("supplementalGroups"),
+            "{a}"
+        );
+        let a = advice(p, &Verdict::Denied(Some((5000, 5000, 0o200))), &who(5000));
+        assert!(a.contains("chmod u+rx"), "{a}");
+        assert!(advice(p, &Verdict::Absent, &who(1)).contains("mount the data volume"));
+        assert!(advice(p, &Verdict::Denied(None), &who(0)).contains("root-squashed"));
+    }
 }

@@ -319,9 +319,14 @@ fn load_dotenv(
         value: None,
     }));
     Ok(format!(
-        "{}: loaded {} variable(s){}",
+        "{}: loaded {} variable(s){}{}",
         path.display(),
         names.len(),
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", names.join(", "))
+        },
         if total > names.len() {
             format!(", {} overridden by the environment", total - names.len())
         } else {

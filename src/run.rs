@@ -85,6 +85,10 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts) -> Result<i32> {
         .transpose()?;
     let service = spawn::prepare(&plan.service.program, &plan.service.argv, &plan.env)?;
 
+    if plan.env_added.iter().any(|e| e.source == ".env") {
+        info!("{}", plan.dotenv);
+    }
+
     // Side effects from here on.
     if !plan.pid1 {
         // Not PID 1: orphans of the service must still come to us to be reaped.
