@@ -115,19 +115,19 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct GenEtcArgs {
-    /// The user's uid (0: root mode, no user created)
-    #[arg(long, value_name = "UID")]
+    /// The user's uid (0: root mode, no user created); env: the Dockerfile build arg
+    #[arg(long, env = "userid", value_name = "UID")]
     uid: String,
     /// The user's primary gid
-    #[arg(long, value_name = "GID")]
+    #[arg(long, env = "groupid", value_name = "GID")]
     gid: String,
     /// Name of the user and of its group
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "groupname", value_name = "NAME")]
     name: String,
     /// Home directory of the user [default: /nonexistent]
     #[arg(long, value_name = "DIR")]
     home: Option<String>,
-    /// Directory to write passwd and group into
+    /// Directory to write passwd and group into (created if missing)
     #[arg(long, value_name = "DIR", default_value = ".")]
     out: PathBuf,
 }

@@ -7,15 +7,17 @@ use std::os::unix::fs::PermissionsExt;
 
 pub fn run(cfg: &GenEtcConfig) -> Result<()> {
     let (passwd, group) = generate(&cfg.spec)?;
-    if !cfg.out.is_dir() {
-        return Err(fail(
-            Code::Usage,
+    // Created here because the image build runs this in a scratch stage,
+    // where there is no mkdir.
+    std::fs::create_dir_all(&cfg.out).map_err(|e| {
+        fail(
+            Code::OsErr,
             format!(
-                "--out {} is not a directory; create it first",
+                "cannot create --out {}: {e}; pick a writable directory",
                 cfg.out.display()
             ),
-        ));
-    }
+        )
+    })?;
     for (name, text) in [("passwd", passwd), ("group", group)] {
         let path = cfg.out.join(name);
         std::fs::write(&path, text)

@@ -64,6 +64,27 @@ fn home_override() {
 }
 
 #[test]
+fn build_args_come_from_the_environment() {
+    // As in the image build: ARG userid/groupid/groupname are environment
+    // variables of the RUN step.
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("made");
+    let (code, _, err) = run_cmd(
+        std::process::Command::new(bin())
+            .env("userid", "5000")
+            .env("groupid", "5000")
+            .env("groupname", "smartem")
+            .args(["gen-etc", "--out", dir.to_str().unwrap()]),
+    );
+    assert_eq!(code, 0, "{err}");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/custom-user/passwd");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("passwd")).unwrap(),
+        std::fs::read_to_string(golden).unwrap()
+    );
+}
+
+#[test]
 fn output_is_deterministic() {
     let args = ["--uid", "7000", "--gid", "7001", "--name", "svc.user"];
     let (_, _, a) = generate(&args);
@@ -148,9 +169,10 @@ fn rejections_are_64_with_the_value_named() {
         "--name",
         "svc",
         "--out",
-        "/nonexistent/dir",
+        "/dev/null/dir",
     ]);
-    assert_eq!(code, 64, "{err}");
+    assert_eq!(code, 71, "{err}");
+    assert!(err.contains("cannot create --out /dev/null/dir"), "{err}");
 }
 
 #[test]

@@ -2,12 +2,13 @@
 //! shell in a scratch image). Not shipped in the product image.
 //!
 //!   status                 print identity lines of /proc/self/status, HOME, USER
-//!   serve PORT [CODE]      HTTP on 0.0.0.0:PORT, /health answers CODE (200);
+//!   serve PORT [CODE]      HTTP on 127.0.0.1:PORT, /health answers CODE (200);
 //!                          SIGTERM/SIGINT: clean exit 0
 //!   bind ADDR              bind a TCP socket: exit 0 if allowed, 1 if not
 //!   signals FILE           append the name of every signal received to FILE;
 //!                          exit 0 on SIGTERM
 //!   ignore-term            ignore SIGTERM and wait forever
+//!   sleep                  wait forever with default signal dispositions
 //!   argv FILE [ARG...]     append the arguments as one line to FILE, exit 0
 
 use std::io::{Read, Write};
@@ -72,7 +73,7 @@ fn status() {
 
 fn serve(port: &str, code: u16) {
     let set = block_all();
-    let listener = std::net::TcpListener::bind(format!("0.0.0.0:{port}")).expect("bind");
+    let listener = std::net::TcpListener::bind(format!("127.0.0.1:{port}")).expect("bind");
     eprintln!("testsvc: serving on port {port}, /health answers {code}");
     std::thread::spawn(move || loop {
         let sig = wait_signal(&set);
@@ -135,9 +136,12 @@ fn main() {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             }
         }
+        Some("sleep") => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
         Some("argv") => append(&arg(1), &args[2..].join(" ")),
         _ => {
-            eprintln!("usage: smartem-testsvc status|serve PORT [CODE]|bind ADDR|signals FILE|ignore-term|argv FILE ARG...");
+            eprintln!("usage: smartem-testsvc status|serve PORT [CODE]|bind ADDR|signals FILE|ignore-term|sleep|argv FILE ARG...");
             std::process::exit(2);
         }
     }

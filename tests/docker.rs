@@ -1,0 +1,568 @@
+//! The image, used the way people use it: docker build from the prebuilt
+//! Dockerfile (the same final stage as docker/Dockerfile), docker run with
+//! --user / --read-only / --cap-drop / volumes, docker stop, HEALTHCHECK;
+//! and the Dockerfiles and Kubernetes manifests linted and validated.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const ROOT_IMG: &str = "smartem-init-test:root";
+const CUSTOM_IMG: &str = "smartem-init-test:custom";
+/// The custom image plus the test service (a separate layer, so the
+/// product image itself stays minimal).
+const SVC_IMG: &str = "smartem-init-test:custom-svc";
+const ROOT_SVC_IMG: &str = "smartem-init-test:root-svc";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn docker(args: &[&str]) -> (i32, String, String) {
+    run_cmd(Command::new("docker").args(args))
+}
+
+fn docker_ok() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    prerequisite(
+        ok,
+        "no Docker engine answers (scripts/docker-engine starts one)",
+    )
+}
+
+/// The static test service: the release build next to the binary under
+/// test when there is one, else cargo's.
+fn testsvc_static() -> PathBuf {
+    let sibling = bin().with_file_name("smartem-testsvc");
+    if sibling.exists() {
+        sibling
+    } else {
+        PathBuf::from(testsvc())
+    }
+}
+
+fn build(tag: &str, args: &[(&str, &str)], context: &Path, dockerfile: &Path) {
+    let mut cmd = Command::new("docker");
+    cmd.env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", tag, "-f"])
+        .arg(dockerfile);
+    for (k, v) in args {
+        cmd.args(["--build-arg", &format!("{k}={v}")]);
+    }
+    let (code, out, err) = run_cmd(cmd.arg(context));
+    assert_eq!(code, 0, "docker build {tag}: {out}{err}");
+}
+
+/// Builds the four images once per test run.
+fn images() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::copy(bin(), ctx.path().join("smartem-init")).unwrap();
+        let prebuilt = repo().join("docker/Dockerfile.prebuilt");
+        build(ROOT_IMG, &[], ctx.path(), &prebuilt);
+        build(
+            CUSTOM_IMG,
+            &[
+                ("userid", "5000"),
+                ("groupid", "5000"),
+                ("groupname", "smartem"),
+            ],
+            ctx.path(),
+            &prebuilt,
+        );
+        let svc_ctx = tempfile::tempdir().unwrap();
+        std::fs::copy(testsvc_static(), svc_ctx.path().join("smartem-testsvc")).unwrap();
+        for (base, tag) in [(CUSTOM_IMG, SVC_IMG), (ROOT_IMG, ROOT_SVC_IMG)] {
+            let df = svc_ctx
+                .path()
+                .join(format!("Dockerfile.{}", tag.rsplit(':').next().unwrap()));
+            std::fs::write(
+                &df,
+                format!("FROM {base}\nCOPY smartem-testsvc /smartem-testsvc\n"),
+            )
+            .unwrap();
+            build(tag, &[], svc_ctx.path(), &df);
+        }
+    });
+}
+
+fn status_line(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{key}:"))
+                .or_else(|| l.strip_prefix(&format!("{key}=")))
+        })
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+        .trim()
+        .to_string()
+}
+
+fn run_svc(img: &str, docker_args: &[&str], init_args: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend_from_slice(docker_args);
+    args.push(img);
+    args.extend_from_slice(init_args);
+    docker(&args)
+}
+
+#[test]
+fn both_images_drop_to_their_user_with_nothing_left() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    for (img, uid) in [(ROOT_SVC_IMG, "0"), (SVC_IMG, "5000")] {
+        let (code, out, err) = run_svc(img, &[], &["--", "/smartem-testsvc", "status"]);
+        assert_eq!(code, 0, "{img}: {err}");
+        assert_eq!(
+            status_line(&out, "Uid"),
+            format!("{uid}\t{uid}\t{uid}\t{uid}"),
+            "{img}"
+        );
+        assert_eq!(
+            status_line(&out, "Gid"),
+            format!("{uid}\t{uid}\t{uid}\t{uid}"),
+            "{img}"
+        );
+        assert_eq!(status_line(&out, "Groups"), "", "{img}");
+        for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(status_line(&out, cap), "0000000000000000", "{img} {cap}");
+        }
+        assert_eq!(status_line(&out, "NoNewPrivs"), "1", "{img}");
+    }
+    let (_, out, _) = run_svc(SVC_IMG, &[], &["--", "/smartem-testsvc", "status"]);
+    assert_eq!(status_line(&out, "HOME"), "/nonexistent");
+    assert_eq!(status_line(&out, "USER"), "smartem");
+}
+
+#[test]
+fn dry_run_works_inside_the_image() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    let (code, out, err) = run_svc(
+        CUSTOM_IMG,
+        &[],
+        &[
+            "--dry-run",
+            "--format",
+            "json",
+            "--",
+            "/smartem-init",
+            "--version",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).expect(&out);
+    assert_eq!(plan["supervision"], "pid1");
+    assert_eq!(plan["identity"]["uid"], 5000);
+    assert_eq!(plan["identity"]["target"]["user"], "smartem");
+}
+
+#[test]
+fn docker_user_must_match_the_image_user() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    let (code, _, err) = run_svc(
+        SVC_IMG,
+        &["--user", "1000:1000"],
+        &["--", "/smartem-testsvc", "status"],
+    );
+    assert_eq!(code, 77, "{err}");
+    assert!(
+        err.contains("uid=1000 gid=1000") && err.contains("uid=5000 gid=5000"),
+        "{err}"
+    );
+    let (code, out, err) = run_svc(
+        SVC_IMG,
+        &[
+            "--user",
+            "5000:5000",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+        ],
+        &["--", "/smartem-testsvc", "status"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status_line(&out, "Uid"), "5000\t5000\t5000\t5000");
+    assert_eq!(status_line(&out, "CapEff"), "0000000000000000");
+}
+
+#[test]
+fn data_dir_volume_readable_or_not() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("dls");
+    std::fs::create_dir(&dir).unwrap();
+    let vol = format!("{}:/dls:ro", dir.display());
+    let probe = |extra: &[&str]| {
+        let mut args = vec!["-v", vol.as_str()];
+        args.extend_from_slice(extra);
+        run_svc(SVC_IMG, &args, &["--", "/smartem-testsvc", "status"])
+    };
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, _, err) = probe(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("data dir"), "readable is silent: {err}");
+    let (code, _, err) = probe(&["-e", "SMARTEM_REQUIRE_DATA_DIR=1"]);
+    assert_eq!(code, 0, "{err}");
+
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, out, err) = probe(&[]);
+    assert_eq!(code, 0, "unreadable is a warning only: {err}");
+    assert!(
+        err.contains("not readable by uid 5000: permission denied"),
+        "{err}"
+    );
+    assert!(out.contains("Uid:"), "the service ran");
+    let (code, out, err) = probe(&["-e", "SMARTEM_REQUIRE_DATA_DIR=1"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(!out.contains("Uid:"), "the service must not run");
+}
+
+/// Starts a detached container; returns its id.
+fn start(docker_args: &[&str], init_args: &[&str]) -> String {
+    let mut args = vec!["run", "-d"];
+    args.extend_from_slice(docker_args);
+    args.push(SVC_IMG);
+    args.extend_from_slice(init_args);
+    let (code, out, err) = docker(&args);
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_string()
+}
+
+fn inspect(id: &str, format: &str) -> String {
+    docker(&["inspect", "-f", format, id]).1.trim().to_string()
+}
+
+/// docker stop; returns (seconds it took, the container's exit code).
+fn stop(id: &str) -> (f64, i32) {
+    wait_until(Duration::from_secs(20), "the service to start", || {
+        docker(&["top", id]).1.contains("smartem-testsvc")
+    });
+    let t = Instant::now();
+    let (code, _, err) = docker(&["stop", "-t", "10", id]);
+    assert_eq!(code, 0, "{err}");
+    let took = t.elapsed().as_secs_f64();
+    let exit = inspect(id, "{{.State.ExitCode}}").parse().unwrap();
+    let _ = docker(&["rm", "-f", id]);
+    (took, exit)
+}
+
+#[test]
+fn docker_stop_is_prompt_and_keeps_the_exit_code() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    // A service with a clean SIGTERM handler: its 0.
+    let id = start(
+        &["--network", "none"],
+        &["--", "/smartem-testsvc", "serve", "8080"],
+    );
+    let (took, exit) = stop(&id);
+    assert_eq!(exit, 0);
+    assert!(
+        took < 8.0,
+        "docker stop took {took:.1}s: SIGTERM did not reach the service"
+    );
+    // Default disposition (like `sleep`): killed by SIGTERM, 143.
+    let id = start(&["--network", "none"], &["--", "/smartem-testsvc", "sleep"]);
+    let (took, exit) = stop(&id);
+    assert_eq!(exit, 143);
+    assert!(took < 8.0, "docker stop took {took:.1}s");
+    // Ignores SIGTERM: smartem-init kills it after SMARTEM_GRACE_PERIOD.
+    let id = start(
+        &["--network", "none", "-e", "SMARTEM_GRACE_PERIOD=1"],
+        &["--", "/smartem-testsvc", "ignore-term"],
+    );
+    let (took, exit) = stop(&id);
+    assert_eq!(exit, 137);
+    assert!(
+        took < 8.0,
+        "the grace period (1 s), not docker's 10 s, should end it: {took:.1}s"
+    );
+}
+
+#[test]
+fn roles_inside_the_image() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    let cmds = [
+        "-e",
+        "SMARTEM_MIGRATE_CMD=/smartem-testsvc status migrate",
+        "-e",
+        "SMARTEM_API_CMD=/smartem-testsvc status api",
+        "-e",
+        "SMARTEM_WORKER_CMD=/smartem-testsvc status worker",
+    ];
+    let with_role = |role: &str| {
+        let mut args = cmds.to_vec();
+        args.extend_from_slice(&["-e", role]);
+        run_svc(SVC_IMG, &args, &[])
+    };
+    let (code, out, err) = with_role("ROLE=api");
+    assert_eq!(code, 0, "{err}");
+    let args: Vec<&str> = out.lines().filter(|l| l.starts_with("Args=")).collect();
+    assert_eq!(args, vec!["Args=status migrate", "Args=status api"]);
+    let (code, out, err) = with_role("ROLE=worker");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("Args="))
+            .collect::<Vec<_>>(),
+        vec!["Args=status worker"]
+    );
+    let (code, _, err) = with_role("ROLE=bogus");
+    assert_eq!(code, 64);
+    assert!(
+        err.contains("\"bogus\"") && err.contains("api, worker"),
+        "{err}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn health(answer: u16) -> String {
+    let port = free_port().to_string();
+    let id = start(
+        &[
+            "--network",
+            "host",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "2",
+            "--health-timeout",
+            "3s",
+            "--health-start-period",
+            "0s",
+            "-e",
+            &format!("HTTP_API_PORT={port}"),
+            "-e",
+            "SMARTEM_SKIP_MIGRATIONS=1",
+            "-e",
+            &format!("SMARTEM_API_CMD=/smartem-testsvc serve {port} {answer}"),
+        ],
+        &[],
+    );
+    let mut state = String::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline {
+        state = inspect(&id, "{{.State.Health.Status}}");
+        if state == "healthy" || state == "unhealthy" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = docker(&["rm", "-f", &id]);
+    state
+}
+
+#[test]
+fn healthcheck_reaches_healthy_and_unhealthy() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    assert_eq!(health(200), "healthy");
+    assert_eq!(health(503), "unhealthy");
+}
+
+#[test]
+fn the_image_holds_only_its_files() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    for img in [ROOT_IMG, CUSTOM_IMG] {
+        let d = tempfile::tempdir().unwrap();
+        let tar = d.path().join("image.tar");
+        let (code, _, err) = docker(&["save", "-o", tar.to_str().unwrap(), img]);
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = run_cmd(
+            Command::new("tar")
+                .arg("-xf")
+                .arg(&tar)
+                .arg("-C")
+                .arg(d.path()),
+        );
+        assert_eq!(code, 0, "{err}");
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path().join("manifest.json")).unwrap())
+                .unwrap();
+        let mut files = Vec::new();
+        for layer in manifest[0]["Layers"].as_array().unwrap() {
+            let (_, list, _) = run_cmd(
+                Command::new("tar")
+                    .arg("-tf")
+                    .arg(d.path().join(layer.as_str().unwrap())),
+            );
+            files.extend(list.lines().map(str::to_string));
+        }
+        files.sort();
+        files.dedup();
+        assert_eq!(
+            files,
+            vec!["etc/", "etc/group", "etc/passwd", "smartem-init"],
+            "{img}"
+        );
+        let size = inspect(img, "{{.Size}}");
+        eprintln!("image {img}: {size} bytes");
+        let env = inspect(img, "{{json .Config.Env}}");
+        let want = if img == ROOT_IMG {
+            "SMARTEM_USER=0:0"
+        } else {
+            "SMARTEM_USER=5000:5000"
+        };
+        assert!(env.contains(want), "{env}");
+        assert_eq!(
+            inspect(img, "{{json .Config.Entrypoint}}"),
+            "[\"/smartem-init\"]"
+        );
+        assert!(inspect(img, "{{json .Config.Healthcheck}}").contains("healthcheck"));
+    }
+}
+
+fn final_stage(path: &str) -> String {
+    let text = std::fs::read_to_string(repo().join(path)).unwrap();
+    let start = text
+        .find("\nFROM scratch\n")
+        .unwrap_or_else(|| panic!("{path} has no final FROM scratch stage"));
+    text[start..].to_string()
+}
+
+#[test]
+fn the_prebuilt_dockerfile_does_not_drift_from_the_real_one() {
+    assert_eq!(
+        final_stage("docker/Dockerfile"),
+        final_stage("docker/Dockerfile.prebuilt")
+    );
+}
+
+fn tool(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("SMARTEM_TOOLS_BIN")?;
+    let p = PathBuf::from(dir).join(name);
+    p.exists().then_some(p)
+}
+
+#[test]
+fn every_dockerfile_passes_hadolint() {
+    let Some(hadolint) = tool("hadolint") else {
+        prerequisite(
+            false,
+            "hadolint not installed (scripts/tools; SMARTEM_TOOLS_BIN)",
+        );
+        return;
+    };
+    for f in [
+        "docker/Dockerfile",
+        "docker/Dockerfile.prebuilt",
+        "docker/examples/Dockerfile",
+    ] {
+        let (code, out, err) = run_cmd(Command::new(&hadolint).arg(repo().join(f)));
+        assert_eq!(code, 0, "{f}: {out}{err}");
+    }
+}
+
+/// A manifest as JSON, by the YAML loader kubernetes-validate brings.
+fn manifests(path: &str) -> Vec<serde_json::Value> {
+    let python = tool("python3").expect("tools venv python");
+    let (code, out, err) = run_cmd(
+        Command::new(python)
+            .args(["-c", "import sys, json, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))"])
+            .arg(repo().join(path)),
+    );
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn kubernetes_manifests_validate_and_match_the_image() {
+    let Some(validate) = tool("kubernetes-validate") else {
+        prerequisite(
+            false,
+            "kubernetes-validate not installed (scripts/tools; SMARTEM_TOOLS_BIN)",
+        );
+        return;
+    };
+    for f in [
+        "docker/examples/k8s/api.yaml",
+        "docker/examples/k8s/worker.yaml",
+    ] {
+        let (code, out, err) = run_cmd(Command::new(&validate).arg("--strict").arg(repo().join(f)));
+        assert_eq!(code, 0, "{f}: {out}{err}");
+        for doc in manifests(f).iter().filter(|d| d["kind"] == "Deployment") {
+            let pod = &doc["spec"]["template"]["spec"];
+            let sc = &pod["securityContext"];
+            assert_eq!(sc["runAsNonRoot"], true, "{f}");
+            for k in ["runAsUser", "runAsGroup", "fsGroup"] {
+                assert_eq!(sc[k], 5000, "{f} {k}");
+            }
+            assert!(
+                pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 25,
+                "{f}: above the 25 s grace period"
+            );
+            let c = &pod["containers"][0];
+            assert_eq!(
+                c["securityContext"]["allowPrivilegeEscalation"], false,
+                "{f}"
+            );
+            assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true, "{f}");
+            assert_eq!(
+                c["securityContext"]["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{f}"
+            );
+            let dls = c["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["mountPath"] == "/dls")
+                .expect("/dls mount");
+            assert_eq!(dls["readOnly"], true, "{f}");
+            let env = c["env"].as_array().unwrap();
+            let get = |n: &str| {
+                env.iter()
+                    .find(|e| e["name"] == n)
+                    .map(|e| e["value"].clone())
+            };
+            assert_eq!(
+                get("SMARTEM_USER"),
+                Some("5000:5000".into()),
+                "{f}: matches runAsUser/runAsGroup"
+            );
+            if f.contains("api") {
+                assert_eq!(doc["spec"]["replicas"], 3);
+                for probe in ["livenessProbe", "readinessProbe"] {
+                    assert_eq!(c[probe]["httpGet"]["path"], "/health", "{f} {probe}");
+                }
+            }
+        }
+    }
+}
