@@ -242,6 +242,20 @@ fn dotenv_is_loaded_the_environment_wins_and_kubernetes_skips_it() {
 }
 
 #[test]
+fn role_and_port_from_dotenv_count_as_in_the_bash_entrypoint() {
+    let f = Fake::new();
+    std::fs::write(f.app().join(".env"), "ROLE=api\nHTTP_API_PORT=9100\n").unwrap();
+    let (code, _, err) = run_cmd(f.cmd().arg("--skip-migrations"));
+    assert_eq!(code, 0, "{err}");
+    assert!(f.log().contains("--port 9100 "), "{}", f.log());
+    std::fs::write(f.app().join(".env"), "ROLE=worker\n").unwrap();
+    let f2_log_before = f.log();
+    let (code, _, err) = run_cmd(&mut f.cmd());
+    assert_eq!(code, 0, "{err}");
+    assert!(f.log()[f2_log_before.len()..].contains("smartem_backend.consumer"), "{}", f.log());
+}
+
+#[test]
 fn missing_explicit_workdir_is_78() {
     let f = Fake::new();
     let (code, _, err) = run_cmd(
