@@ -252,7 +252,11 @@ fn role_and_port_from_dotenv_count_as_in_the_bash_entrypoint() {
     let f2_log_before = f.log();
     let (code, _, err) = run_cmd(&mut f.cmd());
     assert_eq!(code, 0, "{err}");
-    assert!(f.log()[f2_log_before.len()..].contains("smartem_backend.consumer"), "{}", f.log());
+    assert!(
+        f.log()[f2_log_before.len()..].contains("smartem_backend.consumer"),
+        "{}",
+        f.log()
+    );
 }
 
 #[test]

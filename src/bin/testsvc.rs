@@ -10,6 +10,9 @@
 //!   ignore-term            ignore SIGTERM and wait forever
 //!   sleep                  wait forever with default signal dispositions
 //!   argv FILE [ARG...]     append the arguments as one line to FILE, exit 0
+//!   latency                print CLOCK_MONOTONIC ns for each SIGUSR1; exit 0 on SIGTERM
+//!   orphans N              leave N orphans that exit at once, wait until the
+//!                          PID namespace holds only init and us, print ms
 
 use std::io::{Read, Write};
 use std::mem::MaybeUninit;
@@ -99,6 +102,60 @@ fn serve(port: &str, code: u16) {
     }
 }
 
+fn monotonic_ns() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+}
+
+fn processes() -> usize {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Double forks: each intermediate child forks a grandchild and exits at
+/// once, so the grandchild is re-parented to init (an orphan) and exits.
+fn orphans(n: usize) {
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        // SAFETY: fork/_exit only; the children run no Rust code that locks.
+        unsafe {
+            match libc::fork() {
+                0 => {
+                    if libc::fork() == 0 {
+                        libc::_exit(0);
+                    }
+                    libc::_exit(0);
+                }
+                pid if pid > 0 => {
+                    let mut st = 0;
+                    libc::waitpid(pid, &mut st, 0);
+                }
+                _ => panic!("fork failed"),
+            }
+        }
+    }
+    // init and us: everything else was reaped by init.
+    while processes() > 2 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    println!("{}", start.elapsed().as_millis());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| {
@@ -139,6 +196,21 @@ fn main() {
         Some("sleep") => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
+        Some("latency") => {
+            let set = block_all();
+            let mut out = std::io::stdout().lock();
+            loop {
+                match wait_signal(&set) {
+                    libc::SIGUSR1 => {
+                        let _ = writeln!(out, "{}", monotonic_ns());
+                        let _ = out.flush();
+                    }
+                    libc::SIGTERM => std::process::exit(0),
+                    _ => {}
+                }
+            }
+        }
+        Some("orphans") => orphans(arg(1).parse().unwrap_or(10_000)),
         Some("argv") => append(&arg(1), &args[2..].join(" ")),
         _ => {
             eprintln!("usage: smartem-testsvc status|serve PORT [CODE]|bind ADDR|signals FILE|ignore-term|sleep|argv FILE ARG...");
