@@ -52,8 +52,51 @@ pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
         Level::Warn => "warning: ",
         Level::Info | Level::Debug => "",
     };
-    let line = format!("smartem-init: {tag}{args}\n");
+    let full = format!("smartem-init: {tag}{args}");
+    let line = format!("{}\n", elide(&full, MAX_LINE));
     let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Longest message line: a value of 100 KB in an environment variable must
+/// not turn the one-line error into 100 KB.
+pub const MAX_LINE: usize = 1000;
+
+/// Keeps the start and the end (where the advice is) of an over-long line.
+pub fn elide(line: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if line.len() <= max {
+        return line.into();
+    }
+    let half = max / 2 - 20;
+    let mut head = half;
+    while !line.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = line.len() - half;
+    while !line.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{} [... {} bytes elided ...] {}",
+        &line[..head],
+        tail - head,
+        &line[tail..]
+    )
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_keep_head_and_tail() {
+        let line = format!("what {} do this", "ü".repeat(5000));
+        let short = elide(&line, 200);
+        assert!(short.len() <= 230, "{}", short.len());
+        assert!(short.starts_with("what ") && short.ends_with(" do this"));
+        assert!(short.contains("bytes elided"));
+        assert_eq!(elide("short", 200), "short");
+    }
 }
 
 #[macro_export]

@@ -13,6 +13,7 @@
 //!   latency                print CLOCK_MONOTONIC ns for each SIGUSR1; exit 0 on SIGTERM
 //!   orphans N              leave N orphans that exit at once, wait until the
 //!                          PID namespace holds only init and us, print ms
+//!                          (run it as the child of an init in a PID namespace)
 
 use std::io::{Read, Write};
 use std::mem::MaybeUninit;
@@ -127,33 +128,38 @@ fn processes() -> usize {
         .unwrap_or(0)
 }
 
-/// Double forks: each intermediate child forks a grandchild and exits at
-/// once, so the grandchild is re-parented to init (an orphan) and exits.
+/// Makes `n` orphans at once: an intermediate child forks them and exits,
+/// so they are re-parented to init while blocked on a pipe; closing the
+/// pipe lets all of them exit together. Prints the milliseconds from that
+/// moment until init has reaped every one (the namespace holds only init
+/// and us).
 fn orphans(n: usize) {
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        // SAFETY: fork/_exit only; the children run no Rust code that locks.
-        unsafe {
-            match libc::fork() {
-                0 => {
-                    if libc::fork() == 0 {
-                        libc::_exit(0);
-                    }
+    let mut fds = [0; 2];
+    // SAFETY: fork/read/close/_exit on plain fds; children run no Rust code that locks.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0, "pipe");
+        let (r, w) = (fds[0], fds[1]);
+        let intermediate = libc::fork();
+        if intermediate == 0 {
+            for _ in 0..n {
+                if libc::fork() == 0 {
+                    libc::close(w);
+                    let mut b = 0u8;
+                    libc::read(r, (&mut b as *mut u8).cast(), 1);
                     libc::_exit(0);
                 }
-                pid if pid > 0 => {
-                    let mut st = 0;
-                    libc::waitpid(pid, &mut st, 0);
-                }
-                _ => panic!("fork failed"),
             }
+            libc::_exit(0);
         }
+        let mut st = 0;
+        libc::waitpid(intermediate, &mut st, 0);
+        let start = std::time::Instant::now();
+        libc::close(w);
+        while processes() > 2 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        println!("{}", start.elapsed().as_millis());
     }
-    // init and us: everything else was reaped by init.
-    while processes() > 2 {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    println!("{}", start.elapsed().as_millis());
 }
 
 fn main() {

@@ -179,12 +179,32 @@ impl Pid1 {
 
 pub fn wait_output(child: &mut Child, timeout: Duration) -> (i32, String, String) {
     let deadline = Instant::now() + timeout;
+    // Drain both pipes while waiting, so a chatty child can't block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out_reader = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_reader = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let mut out = String::new();
-            let mut err = String::new();
-            child.stdout.take().map(|mut s| s.read_to_string(&mut out));
-            child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+            let out = out_reader.join().unwrap();
+            let err = err_reader.join().unwrap();
             use std::os::unix::process::ExitStatusExt;
             let code = status
                 .code()
