@@ -84,21 +84,6 @@ pub fn elide(line: &str, max: usize) -> std::borrow::Cow<'_, str> {
     .into()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_lines_keep_head_and_tail() {
-        let line = format!("what {} do this", "ü".repeat(5000));
-        let short = elide(&line, 200);
-        assert!(short.len() <= 230, "{}", short.len());
-        assert!(short.starts_with("what ") && short.ends_with(" do this"));
-        assert!(short.contains("bytes elided"));
-        assert_eq!(elide("short", 200), "short");
-    }
-}
-
 #[macro_export]
 macro_rules! log_at {
     ($lvl:expr, $($arg:tt)*) => {
@@ -115,3 +100,18 @@ macro_rules! warn { ($($arg:tt)*) => { $crate::log_at!($crate::log::Level::Warn,
 macro_rules! info { ($($arg:tt)*) => { $crate::log_at!($crate::log::Level::Info, $($arg)*) }; }
 #[macro_export]
 macro_rules! debug { ($($arg:tt)*) => { $crate::log_at!($crate::log::Level::Debug, $($arg)*) }; }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_keep_head_and_tail() {
+        let line = format!("what {} do this", "ü".repeat(5000));
+        let short = elide(&line, 200);
+        assert!(short.len() <= 230, "{}", short.len());
+        assert!(short.starts_with("what ") && short.ends_with(" do this"));
+        assert!(short.contains("bytes elided"));
+        assert_eq!(elide("short", 200), "short");
+    }
+}
