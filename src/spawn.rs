@@ -1,12 +1,11 @@
-//! Starting a child: everything it needs is prepared before fork(); between
-//! fork and exec the child only makes async-signal-safe calls on those
-//! values, and an exec failure travels back through a close-on-exec pipe so
+//! Starting a child: everything it needs is prepared before clone(); between
+//! clone and exec the child only makes async-signal-safe calls on those
+//! values, and an exec failure is handed back through the shared memory so
 //! "could not exec" (126/127) is told apart from "exited 127".
 
 use crate::error::{fail, os_fail, Code, Result};
 use crate::signals::Inherited;
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -58,84 +57,112 @@ pub fn prepare(path: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> 
     })
 }
 
-/// Forks and execs. `tty`: give the child the terminal's foreground;
-/// otherwise it gets a session of its own.
-pub fn spawn(p: &Prepared, inherited: &Inherited, tty: bool) -> Result<libc::pid_t> {
-    let (rd, wr): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| os_fail("pipe2(O_CLOEXEC)", e))?;
-    // SAFETY: fork in a process whose other threads (a possibly stalled
-    // data-dir check) hold no locks the child needs: the child below only
-    // uses values prepared above and async-signal-safe calls, then execs or
-    // _exits.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(os_fail("fork()", std::io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        // SAFETY: see above; nothing here allocates or takes a lock.
-        unsafe { child(p, inherited, tty, wr.as_raw_fd()) }
-    }
-    drop(wr);
-    if tty {
-        // Also done in the child; doing it here too closes the race with a
-        // signal sent to the group before the child ran. EACCES after the
-        // child's exec is fine.
-        // SAFETY: plain integer arguments.
-        unsafe { libc::setpgid(pid, pid) };
-    }
-    let mut buf = [0u8; 4];
-    let n = loop {
-        match nix::unistd::read(&rd, &mut buf) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => break other,
-        }
-    };
-    match n {
-        Ok(4) => {
-            let errno = i32::from_ne_bytes(buf);
-            // Reap the failed child here: it never became the service.
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            let err = std::io::Error::from_raw_os_error(errno);
-            let code = if errno == libc::ENOENT {
-                Code::NotFound
-            } else {
-                Code::CantExec
-            };
-            let hint = if errno == libc::ENOENT {
-                "the program or its interpreter (#! line) is missing"
-            } else {
-                "check its mode, owner, format and the noexec mount flag"
-            };
-            Err(fail(
-                code,
-                format!("cannot execute {}: {err}; {hint}", p.shown),
-            ))
-        }
-        _ => Ok(pid),
-    }
+/// What the child needs, handed to it through the shared address space.
+struct ChildArgs<'a> {
+    p: &'a Prepared,
+    inherited: &'a Inherited,
+    tty: bool,
+    /// Set by the child when exec fails; read by the parent after the
+    /// child is gone (CLONE_VFORK orders the two).
+    errno: libc::c_int,
 }
 
-/// The child between fork and exec. Never returns.
-unsafe fn child(p: &Prepared, inherited: &Inherited, tty: bool, err_fd: i32) -> ! {
-    if tty {
-        // Its own process group in the foreground, so Ctrl-C reaches it.
-        // Signals are still blocked here, so tcsetpgrp from what is now a
-        // background group does not stop us with SIGTTOU. Failure (stdin is
-        // a terminal but not ours) leaves it in the background, like tini.
-        libc::setpgid(0, 0);
-        libc::tcsetpgrp(0, libc::getpid());
+/// Stack for the child between clone and exec: a few frames of libc calls.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Starts the program: clone(CLONE_VM | CLONE_VFORK) on a stack of its own,
+/// as posix_spawn does. The parent sleeps until the child has exec'd (or
+/// failed to), so nothing is copied and no page is faulted in twice: the
+/// cheapest way to start a process that still lets us set the session,
+/// terminal, signal state and report exec errors exactly. `tty`: give the
+/// child the terminal's foreground; otherwise it gets a session of its own.
+pub fn spawn(p: &Prepared, inherited: &Inherited, tty: bool) -> Result<libc::pid_t> {
+    let mut stack = vec![0u8; CHILD_STACK];
+    let mut args = ChildArgs {
+        p,
+        inherited,
+        tty,
+        errno: 0,
+    };
+    // SAFETY: the stack grows down from its 16-byte aligned end and stays
+    // alive until clone returns, which with CLONE_VFORK is after the child
+    // has exec'd or exited. Every signal is blocked in the parent and so in
+    // the child, so no handler can run on the shared memory. The child only
+    // makes async-signal-safe calls on values prepared before.
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(CHILD_STACK);
+        let top = top.sub(top as usize % 16);
+        libc::clone(
+            child_main,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut args as *mut ChildArgs).cast(),
+        )
+    };
+    if pid < 0 {
+        return Err(os_fail(
+            "clone(CLONE_VM|CLONE_VFORK)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the child is gone from our memory; read what it may have written.
+    let errno = unsafe { std::ptr::read_volatile(&args.errno) };
+    drop(stack);
+    if errno == 0 {
+        return Ok(pid);
+    }
+    // Reap the failed child here: it never became the service.
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let err = std::io::Error::from_raw_os_error(errno);
+    let code = if errno == libc::ENOENT {
+        Code::NotFound
     } else {
-        // A new session: no controlling terminal to inject input into.
-        libc::setsid();
+        Code::CantExec
+    };
+    let hint = if errno == libc::ENOENT {
+        "the program or its interpreter (#! line) is missing"
+    } else {
+        "check its mode, owner, format and the noexec mount flag"
+    };
+    Err(fail(
+        code,
+        format!("cannot execute {}: {err}; {hint}", p.shown),
+    ))
+}
+
+/// The child between clone and exec. Never returns.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's ChildArgs, alive while the parent waits.
+    unsafe {
+        let args = &mut *(arg as *mut ChildArgs);
+        if args.tty {
+            // Its own process group in the foreground, so Ctrl-C reaches it.
+            // Signals are still blocked here, so tcsetpgrp from what is now
+            // a background group does not stop us with SIGTTOU. Failure
+            // (stdin is a terminal but not ours) leaves it in the
+            // background, like tini.
+            libc::setpgid(0, 0);
+            libc::tcsetpgrp(0, libc::getpid());
+        } else {
+            // A new session: no controlling terminal to inject input into.
+            libc::setsid();
+        }
+        if args.inherited.sigchld_ignored {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+        }
+        // Last: from here on signals reach the child as they reached us.
+        libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &args.inherited.mask,
+            std::ptr::null_mut(),
+        );
+        libc::execve(
+            args.p.path.as_ptr(),
+            args.p.argv_ptrs.as_ptr(),
+            args.p.envp_ptrs.as_ptr(),
+        );
+        let errno = *libc::__errno_location();
+        std::ptr::write_volatile(&mut args.errno, errno);
+        libc::_exit(if errno == libc::ENOENT { 127 } else { 126 })
     }
-    if inherited.sigchld_ignored {
-        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-    }
-    // Last: from here on signals reach the child as they reached us.
-    libc::sigprocmask(libc::SIG_SETMASK, &inherited.mask, std::ptr::null_mut());
-    libc::execve(p.path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr());
-    let errno = *libc::__errno_location();
-    let bytes = errno.to_ne_bytes();
-    libc::write(err_fd, bytes.as_ptr().cast(), bytes.len());
-    libc::_exit(if errno == libc::ENOENT { 127 } else { 126 })
 }

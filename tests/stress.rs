@@ -71,7 +71,7 @@ fn the_service_exiting_during_a_storm_ends_the_run_with_its_code() {
         return;
     }
     for _ in 0..3 {
-        let init = Pid1::start(&["-q", "--", "sh", "-c", "sleep 0.3; exit 7"]);
+        let init = Pid1::start(&["-q", "--", "sh", "-c", "sleep 1; exit 7"]);
         let pid = init.pid;
         // Default-ignored kinds, so the storm itself can't kill the shell.
         let storm = std::thread::spawn(move || {
