@@ -141,7 +141,7 @@ impl Pid1 {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         tweak(&mut cmd);
-        let child = cmd.spawn().expect("spawn unshare");
+        let mut child = cmd.spawn().expect("spawn unshare");
         let upid = child.id() as i32;
         let mut pid = 0;
         // Started means: exec'd and past its first instruction, which
@@ -152,6 +152,9 @@ impl Pid1 {
             Duration::from_secs(10),
             "smartem-init to start as PID 1",
             || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("smartem-init ended ({status}) before it could be seen running");
+                }
                 if let Some((p, _)) = children(upid).first() {
                     pid = *p;
                     let comm =
