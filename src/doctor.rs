@@ -175,18 +175,18 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     }
 
     r.section("privileges");
-    let all = facts.supported.len();
-    let short = |set: &caps::CapsHashSet| {
-        if set.len() == all && all > 0 {
-            format!("all {all}")
+    let all = facts.creds.supported;
+    let short = |set: u64| {
+        if set == all && all != 0 {
+            format!("all {}", all.count_ones())
         } else {
             names(set)
         }
     };
-    r.row("effective", short(&facts.creds.effective));
-    r.row("permitted", short(&facts.creds.permitted));
-    r.row("bounding", short(&facts.creds.bounding));
-    r.row("ambient", short(&facts.creds.ambient));
+    r.row("effective", short(facts.creds.effective));
+    r.row("permitted", short(facts.creds.permitted));
+    r.row("bounding", short(facts.creds.bounding));
+    r.row("ambient", short(facts.creds.ambient));
     r.row(
         "no_new_privs",
         if facts.creds.no_new_privs {

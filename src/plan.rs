@@ -218,8 +218,8 @@ fn plan_drop(
     action: &Action,
     notes: &mut Vec<String>,
 ) -> Result<DropPlan> {
-    let eff = &facts.creds.effective;
-    let has = |c: Capability| eff.contains(&c);
+    let eff = facts.creds.effective;
+    let has = |c: Capability| eff & c.bitmask() != 0;
     let switch_to = match action {
         Action::Switch(t) => {
             if !(has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID)) {
@@ -239,12 +239,12 @@ fn plan_drop(
     };
     // A kept capability must be one the process has to give.
     let source = if switch_to.is_some() {
-        &facts.creds.bounding
+        facts.creds.bounding
     } else {
-        &facts.creds.permitted
+        facts.creds.permitted
     };
     for cap in &cfg.keep_caps {
-        if !source.contains(cap) {
+        if source & cap.bitmask() == 0 {
             return Err(fail(
                 Code::NoPerm,
                 format!(
@@ -259,7 +259,7 @@ fn plan_drop(
     if !setpcap {
         notes.push(format!(
             "bounding set left as it is ({}): clearing it needs CAP_SETPCAP; no_new_privs keeps it from granting anything",
-            names(&facts.creds.bounding)
+            names(facts.creds.bounding)
         ));
         if cfg.keep_caps.is_empty() {
             notes.push("securebits not locked: that needs CAP_SETPCAP".into());
@@ -374,7 +374,7 @@ impl Plan {
         );
         row("identity", self.identity_line());
         row("groups", fmt_ids(&self.who.groups));
-        let keep = names(&self.drop.keep.iter().copied().collect());
+        let keep = names(crate::privileges::mask_of(&self.drop.keep));
         row(
             "capabilities",
             format!(

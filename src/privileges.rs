@@ -41,17 +41,37 @@ pub struct DropPlan {
     pub supported: Vec<Capability>,
 }
 
+/// A capability set as the kernel keeps it: bit N is capability N.
+pub type CapMask = u64;
+
+/// The mask of a list of capabilities.
+pub fn mask_of(caps: &[Capability]) -> CapMask {
+    caps.iter().fold(0, |m, c| m | c.bitmask())
+}
+
+/// The capabilities in a mask, in kernel order.
+pub fn caps_in(mask: CapMask) -> Vec<Capability> {
+    let mut v: Vec<Capability> = caps::all()
+        .into_iter()
+        .filter(|c| mask & c.bitmask() != 0)
+        .collect();
+    v.sort_by_key(|c| c.index());
+    v
+}
+
 /// Credentials as read back from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CredState {
     pub uids: (u32, u32, u32),
     pub gids: (u32, u32, u32),
     pub groups: Vec<u32>,
-    pub effective: CapsHashSet,
-    pub permitted: CapsHashSet,
-    pub inheritable: CapsHashSet,
-    pub ambient: CapsHashSet,
-    pub bounding: CapsHashSet,
+    pub effective: CapMask,
+    pub permitted: CapMask,
+    pub inheritable: CapMask,
+    pub ambient: CapMask,
+    pub bounding: CapMask,
+    /// Every capability this kernel knows.
+    pub supported: CapMask,
     pub no_new_privs: bool,
     pub securebits: u32,
 }
@@ -215,26 +235,26 @@ pub fn verify(sys: &mut dyn Sys, plan: &DropPlan, start: &CredState) -> Result<(
             "supplementary groups are {got:?}, expected {want:?}"
         )));
     }
-    let keep: CapsHashSet = plan.keep.iter().copied().collect();
+    let keep = mask_of(&plan.keep);
     for (name, set) in [
-        ("effective", &st.effective),
-        ("permitted", &st.permitted),
-        ("inheritable", &st.inheritable),
-        ("ambient", &st.ambient),
+        ("effective", st.effective),
+        ("permitted", st.permitted),
+        ("inheritable", st.inheritable),
+        ("ambient", st.ambient),
     ] {
-        if *set != keep {
+        if set != keep {
             return Err(bad(format!(
                 "{name} capabilities are {}, expected {}",
                 names(set),
-                names(&keep)
+                names(keep)
             )));
         }
     }
     if plan.clear_bounding && st.bounding != keep {
         return Err(bad(format!(
             "bounding set is {}, expected {}",
-            names(&st.bounding),
-            names(&keep)
+            names(st.bounding),
+            names(keep)
         )));
     }
     if !st.no_new_privs {
@@ -249,14 +269,16 @@ pub fn verify(sys: &mut dyn Sys, plan: &DropPlan, start: &CredState) -> Result<(
     Ok(())
 }
 
-/// Sorted capability names, "none" when empty.
-pub fn names(set: &CapsHashSet) -> String {
-    if set.is_empty() {
+/// Capability names in kernel order, "none" when empty.
+pub fn names(mask: CapMask) -> String {
+    if mask == 0 {
         return "none".into();
     }
-    let mut v: Vec<String> = set.iter().map(|c| c.to_string()).collect();
-    v.sort();
-    v.join(",")
+    caps_in(mask)
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The real system calls.
@@ -323,7 +345,26 @@ impl Sys for RealSys {
     }
 }
 
-/// Reads the current credentials, capability sets, no_new_privs, securebits.
+/// capget(2)'s header and per-32-bit data (linux/capability.h).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Reads the current credentials, capability sets, no_new_privs and
+/// securebits. Masks straight from the kernel: this runs twice per start,
+/// and building hash sets of capabilities cost more than the system calls.
 pub fn read_state() -> io::Result<CredState> {
     let uids = nix::unistd::getresuid().map_err(nix_io)?;
     let gids = nix::unistd::getresgid().map_err(nix_io)?;
@@ -332,7 +373,44 @@ pub fn read_state() -> io::Result<CredState> {
         .into_iter()
         .map(|g| g.as_raw())
         .collect();
-    let read = |set| caps::read(None, set).map_err(caps_io);
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: version 3 takes a header and two data structs, both valid here.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let join = |lo: u32, hi: u32| ((hi as u64) << 32) | lo as u64;
+    // The bounding set is read one capability at a time; EINVAL marks the
+    // first number this kernel does not know.
+    let (mut bounding, mut supported, mut ambient) = (0u64, 0u64, 0u64);
+    for cap in 0..64u64 {
+        // SAFETY: PR_CAPBSET_READ and PR_CAP_AMBIENT_IS_SET take integers only.
+        let (rc, amb) = unsafe {
+            (
+                libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0),
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong,
+                    cap as libc::c_ulong,
+                    0,
+                    0,
+                ),
+            )
+        };
+        if rc < 0 {
+            break;
+        }
+        supported |= 1 << cap;
+        if rc == 1 {
+            bounding |= 1 << cap;
+        }
+        if amb == 1 {
+            ambient |= 1 << cap;
+        }
+    }
     // SAFETY: PR_GET_SECUREBITS takes no argument and returns the bits.
     let securebits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
     if securebits < 0 {
@@ -350,11 +428,12 @@ pub fn read_state() -> io::Result<CredState> {
             gids.saved.as_raw(),
         ),
         groups,
-        effective: read(CapSet::Effective)?,
-        permitted: read(CapSet::Permitted)?,
-        inheritable: read(CapSet::Inheritable)?,
-        ambient: read(CapSet::Ambient)?,
-        bounding: read(CapSet::Bounding)?,
+        effective: join(data[0].effective, data[1].effective),
+        permitted: join(data[0].permitted, data[1].permitted),
+        inheritable: join(data[0].inheritable, data[1].inheritable),
+        ambient,
+        bounding,
+        supported,
         no_new_privs: nix::sys::prctl::get_no_new_privs().map_err(nix_io)?,
         securebits: securebits as u32,
     })
@@ -379,24 +458,23 @@ mod tests {
 
     impl Recorder {
         fn root() -> Recorder {
-            let all: CapsHashSet = [
+            let all = mask_of(&[
                 CAP_SETUID,
                 CAP_SETGID,
                 CAP_SETPCAP,
                 CAP_NET_BIND_SERVICE,
                 CAP_CHOWN,
-            ]
-            .into_iter()
-            .collect();
+            ]);
             Recorder {
                 calls: vec![],
                 fail_on: None,
                 lie_about: None,
                 state: CredState {
                     groups: vec![0, 1, 2],
-                    effective: all.clone(),
-                    permitted: all.clone(),
+                    effective: all,
+                    permitted: all,
                     bounding: all,
+                    supported: all,
                     ..Default::default()
                 },
                 setuid_root_works: false,
@@ -423,7 +501,7 @@ mod tests {
         }
         fn drop_bounding(&mut self, cap: Capability) -> io::Result<()> {
             if self.call(&format!("bounding-{cap}"))? {
-                self.state.bounding.remove(&cap);
+                self.state.bounding &= !cap.bitmask();
             }
             Ok(())
         }
@@ -452,11 +530,12 @@ mod tests {
             Ok(())
         }
         fn set_caps(&mut self, set: CapSet, caps: &CapsHashSet) -> io::Result<()> {
-            if self.call(&format!("capset-{set:?}={}", names(caps)))? {
+            let mask = caps.iter().fold(0, |m, c| m | c.bitmask());
+            if self.call(&format!("capset-{set:?}={}", names(mask)))? {
                 match set {
-                    CapSet::Effective => self.state.effective = caps.clone(),
-                    CapSet::Permitted => self.state.permitted = caps.clone(),
-                    CapSet::Inheritable => self.state.inheritable = caps.clone(),
+                    CapSet::Effective => self.state.effective = mask,
+                    CapSet::Permitted => self.state.permitted = mask,
+                    CapSet::Inheritable => self.state.inheritable = mask,
                     _ => unreachable!(),
                 }
             }
@@ -464,13 +543,13 @@ mod tests {
         }
         fn clear_ambient(&mut self) -> io::Result<()> {
             if self.call("ambient-clear")? {
-                self.state.ambient.clear();
+                self.state.ambient = 0;
             }
             Ok(())
         }
         fn raise_ambient(&mut self, cap: Capability) -> io::Result<()> {
             if self.call(&format!("ambient-raise-{cap}"))? {
-                self.state.ambient.insert(cap);
+                self.state.ambient |= cap.bitmask();
             }
             Ok(())
         }
@@ -550,10 +629,7 @@ mod tests {
             ),
             "{calls}"
         );
-        assert_eq!(
-            sys.state.ambient,
-            [CAP_NET_BIND_SERVICE].into_iter().collect()
-        );
+        assert_eq!(sys.state.ambient, CAP_NET_BIND_SERVICE.bitmask());
     }
 
     #[test]
@@ -623,7 +699,7 @@ mod tests {
             .calls
             .iter()
             .any(|c| c.starts_with("setres") || c.starts_with("setgroups")));
-        assert!(sys.state.permitted.is_empty());
+        assert_eq!(sys.state.permitted, 0);
         assert!(
             !sys.calls.contains(&"try-setuid-0".to_string()),
             "uid stays 0: setuid(0) proves nothing"

@@ -24,7 +24,7 @@ pub fn gather_facts() -> Result<Facts> {
         sgid: creds.gids.2,
         groups: creds.groups.clone(),
     };
-    let supported = caps::runtime::thread_all_supported().into_iter().collect();
+    let supported = privileges::caps_in(creds.supported);
     Ok(Facts {
         pid: std::process::id() as i32,
         current,
