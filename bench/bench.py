@@ -26,7 +26,7 @@ def peers(init):
         "tini-static": ("/usr/bin/tini-static", ["/usr/bin/tini-static", "-s", "--"]),
         "dumb-init": ("/usr/bin/dumb-init", ["/usr/bin/dumb-init"]),
         "catatonit": ("/usr/bin/catatonit", ["/usr/bin/catatonit", "--"]),
-        "gosu": ("/usr/sbin/gosu", ["/usr/sbin/gosu", "root"]),
+        "gosu": ("/usr/sbin/gosu", ["/usr/sbin/gosu", "0:0"]),
     }
 
 
@@ -51,7 +51,7 @@ def startup(table, runs, warmup):
                "-n", "direct", f"{BUSYBOX} true"]
         for name, (_, prefix) in table.items():
             cmd += ["-n", name, " ".join(prefix + [BUSYBOX, "true"])]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         results = {r["command"]: r for r in json.loads(export.read_text())["results"]}
     direct = results["direct"]["mean"]
     out = {"direct": {"mean_ms": direct * 1e3, "overhead_ms": 0.0}}

@@ -4,6 +4,7 @@
 #[macro_use]
 pub mod log;
 pub mod access;
+pub mod alloc;
 pub mod cli;
 pub mod command;
 pub mod datadir;

@@ -10,6 +10,9 @@ use std::ffi::{CStr, OsString};
 use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStringExt;
 
+#[global_allocator]
+static ALLOC: smartem_init::alloc::Arena = smartem_init::alloc::Arena::new();
+
 #[no_mangle]
 extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // First: from here on no signal is lost or acted on by default.
