@@ -180,6 +180,18 @@ impl Pid1 {
     }
 }
 
+impl Drop for Pid1 {
+    /// A test that failed half-way must not leave its namespace running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill with plain integers.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn wait_output(child: &mut Child, timeout: Duration) -> (i32, String, String) {
     let deadline = Instant::now() + timeout;
     // Drain both pipes while waiting, so a chatty child can't block on a full pipe.
