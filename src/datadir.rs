@@ -50,17 +50,24 @@ impl Verdict {
     }
 }
 
+/// stat, classified: the metadata of a directory, or the verdict that
+/// ends the check (absent, not a directory, refused).
+fn stat_dir(path: &Path) -> Result<std::fs::Metadata, Verdict> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(m),
+        Ok(_) => Err(Verdict::NotADirectory),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(Verdict::Absent),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(Verdict::Denied(None)),
+        Err(e) => Err(Verdict::Error(e.to_string())),
+    }
+}
+
 /// Asks the kernel, as the current identity: stat, list, enter.
 pub fn check_now(path: &Path) -> Verdict {
-    let meta = match std::fs::metadata(path) {
+    let meta = match stat_dir(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Verdict::Absent,
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => return Verdict::Denied(None),
-        Err(e) => return Verdict::Error(e.to_string()),
+        Err(v) => return v,
     };
-    if !meta.is_dir() {
-        return Verdict::NotADirectory;
-    }
     let facts = Some((meta.uid(), meta.gid(), meta.mode()));
     let listed = std::fs::read_dir(path).and_then(|mut it| it.next().transpose().map(drop));
     let entered = std::fs::metadata(path.join("."));
@@ -98,15 +105,10 @@ where
 /// (dry-run as root). Root's own stat may be refused on a root-squashed
 /// mount: then there is nothing to predict from.
 pub fn predict(path: &Path, who: &Who) -> Verdict {
-    let meta = match std::fs::metadata(path) {
+    let meta = match stat_dir(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Verdict::Absent,
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => return Verdict::Denied(None),
-        Err(e) => return Verdict::Error(e.to_string()),
+        Err(v) => return v,
     };
-    if !meta.is_dir() {
-        return Verdict::NotADirectory;
-    }
     match can_list_and_enter(who, meta.uid(), meta.gid(), meta.mode()) {
         (true, true) => Verdict::Readable,
         _ => Verdict::Denied(Some((meta.uid(), meta.gid(), meta.mode()))),
