@@ -8,6 +8,7 @@ use crate::datadir::{self, Verdict};
 use crate::error::Result;
 use crate::etc_files::EtcDb;
 use crate::identity::{self, Action, Target};
+use crate::plan::fmt_ids;
 use crate::privileges::names;
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
@@ -109,18 +110,6 @@ impl Report {
     }
 }
 
-fn fmt_groups(groups: &[u32]) -> String {
-    if groups.is_empty() {
-        "none".into()
-    } else {
-        groups
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
 pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     let facts = crate::run::gather_facts()?;
     let cur = &facts.current;
@@ -136,7 +125,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
             "uid={} gid={} groups={}",
             cur.euid,
             cur.egid,
-            fmt_groups(&cur.groups)
+            fmt_ids(&cur.groups)
         ),
     );
     let db = EtcDb::load(&cfg.id.etc_dir);
@@ -201,7 +190,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     let mut paths: Vec<PathBuf> = vec![cfg.id.data_dir.clone()];
     paths.extend(cfg.paths.iter().filter(|p| **p != cfg.id.data_dir).cloned());
     for (i, path) in paths.iter().enumerate() {
-        path_rows(&mut r, path, i == 0, &who, cur.euid, &mountinfo);
+        path_rows(&mut r, path, i == 0, &who, (cur.euid, cur.egid), &mountinfo);
     }
 
     let _ = writeln!(
@@ -225,7 +214,7 @@ fn identity_rows(r: &mut Report, cur: &identity::Current, t: Target, db: &EtcDb,
             "SMARTEM_USER={} -> {} groups={}",
             t.spec,
             t.describe(),
-            fmt_groups(&t.groups)
+            fmt_ids(&t.groups)
         ),
     );
     match db.user_by_uid(t.uid) {
@@ -272,7 +261,7 @@ fn path_rows(
     path: &Path,
     is_data_dir: bool,
     who: &Who,
-    euid: u32,
+    current: (u32, u32),
     mountinfo: &str,
 ) {
     r.section(&format!(
@@ -318,10 +307,11 @@ fn path_rows(
     }
     // Ask the kernel when we already are the service's user; otherwise
     // predict from the mode bits (becoming the user would change things).
-    let (verdict, how) = if who.uid == euid {
-        (datadir::check(path, Duration::from_secs(5)), "checked")
+    let (verdict, asked) = datadir::assess(path, who, current, Duration::from_secs(5));
+    let how = if asked {
+        "checked"
     } else {
-        (datadir::predict(path, who), "predicted from owner and mode")
+        "predicted from owner and mode"
     };
     r.row(
         &format!("as uid {}", who.uid),

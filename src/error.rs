@@ -53,11 +53,16 @@ pub fn os_fail(what: impl fmt::Display, err: impl fmt::Display) -> anyhow::Error
     fail(Code::OsErr, format!("{what} failed: {err}"))
 }
 
-/// The process status for an error: the innermost `Fail`'s code, else 70.
-pub fn exit_code(err: &anyhow::Error) -> i32 {
+/// The code of an error: the innermost `Fail`'s, else Software.
+pub fn code(err: &anyhow::Error) -> Code {
     err.chain()
         .find_map(|e| e.downcast_ref::<Fail>())
-        .map_or(Code::Software as i32, |f| f.code as i32)
+        .map_or(Code::Software, |f| f.code)
+}
+
+/// The process status for an error: its code as a number (70 if none).
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    code(err) as i32
 }
 
 /// Shorthand used by every module.

@@ -21,7 +21,6 @@ pub struct Facts {
     pub pid: i32,
     pub current: Current,
     pub creds: CredState,
-    pub supported: Vec<Capability>,
     pub stdin_tty: bool,
     pub env: Vec<(OsString, OsString)>,
 }
@@ -67,7 +66,7 @@ pub struct Plan {
     /// Failures found while planning that --dry-run shows in the plan
     /// instead of stopping at (a missing program): exit code and message.
     /// The real run fails on the first before changing anything.
-    pub problems: Vec<(i32, String)>,
+    pub problems: Vec<(Code, String)>,
 }
 
 fn env_get<'a>(env: &'a [(OsString, OsString)], key: &str) -> Option<&'a OsStr> {
@@ -180,7 +179,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
         match command::resolve(&argv[0], path_var, &cwd, &who) {
             Ok(program) => Cmd { argv, program },
             Err(e) => {
-                problems.push((crate::error::exit_code(&e), format!("{e:#}")));
+                problems.push((crate::error::code(&e), format!("{e:#}")));
                 let program = PathBuf::from(&argv[0]);
                 Cmd { argv, program }
             }
@@ -270,7 +269,7 @@ fn plan_drop(
         keep: cfg.keep_caps.clone(),
         clear_bounding: setpcap,
         lock_securebits: setpcap && cfg.keep_caps.is_empty(),
-        supported: facts.supported.clone(),
+        supported: crate::privileges::caps_in(facts.creds.supported),
     })
 }
 
@@ -338,11 +337,8 @@ fn load_dotenv(
 impl Plan {
     /// The data-dir verdict predicted without becoming the service's user.
     pub fn predict_data_dir(&self) -> datadir::Verdict {
-        if self.who.uid == self.current.euid && self.who.gid == self.current.egid {
-            datadir::check(&self.data_dir, self.data_dir_timeout)
-        } else {
-            datadir::predict(&self.data_dir, &self.who)
-        }
+        let current = (self.current.euid, self.current.egid);
+        datadir::assess(&self.data_dir, &self.who, current, self.data_dir_timeout).0
     }
 
     fn identity_line(&self) -> String {
@@ -437,7 +433,7 @@ impl Plan {
             row("note", n.clone());
         }
         for (code, msg) in &self.problems {
-            row("PROBLEM", format!("{msg} (exit {code})"));
+            row("PROBLEM", format!("{msg} (exit {})", *code as i32));
         }
         out
     }
@@ -495,7 +491,7 @@ impl Plan {
             "grace_period_secs": self.grace.as_secs_f64(),
             "tty": self.tty,
             "notes": self.notes,
-            "problems": self.problems.iter().map(|(c, m)| json!({"exit_code": c, "message": m})).collect::<Vec<_>>(),
+            "problems": self.problems.iter().map(|(c, m)| json!({"exit_code": *c as i32, "message": m})).collect::<Vec<_>>(),
         });
         let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
         s.push('\n');
@@ -503,7 +499,8 @@ impl Plan {
     }
 }
 
-fn fmt_ids(ids: &[u32]) -> String {
+/// Ids as "a,b,c", or "none".
+pub fn fmt_ids(ids: &[u32]) -> String {
     if ids.is_empty() {
         "none".into()
     } else {

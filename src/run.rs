@@ -24,12 +24,10 @@ pub fn gather_facts() -> Result<Facts> {
         sgid: creds.gids.2,
         groups: creds.groups.clone(),
     };
-    let supported = privileges::caps_in(creds.supported);
     Ok(Facts {
         pid: std::process::id() as i32,
         current,
         creds,
-        supported,
         stdin_tty: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
         env: std::env::vars_os().collect(),
     })
@@ -42,12 +40,7 @@ pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
         return Ok(dry_run(cfg, &plan));
     }
     if let Some((code, msg)) = plan.problems.first() {
-        let code = match *code {
-            127 => Code::NotFound,
-            126 => Code::CantExec,
-            _ => Code::Config,
-        };
-        return Err(fail(code, msg.clone()));
+        return Err(fail(*code, msg.clone()));
     }
     apply(&plan, inherited, &facts)
 }
@@ -64,7 +57,7 @@ fn dry_run(cfg: &RunConfig, plan: &Plan) -> i32 {
     // The exit code the real run would end with, and why, on stderr too.
     if let Some((code, msg)) = plan.problems.first() {
         crate::error!("{msg}");
-        return *code;
+        return *code as i32;
     }
     if plan.require_data_dir && !verdict.is_ok() {
         crate::error!(
