@@ -27,7 +27,10 @@ pub struct Mount {
 pub fn mount_of(path: &Path, mountinfo: &str) -> Option<Mount> {
     let mut best: Option<Mount> = None;
     for line in mountinfo.lines() {
-        let (left, right) = line.split_once(" - ")?;
+        // A line without the separator is skipped, not the end of the search.
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let f: Vec<&str> = left.split_whitespace().collect();
         let (Some(mp), Some(opts)) = (f.get(4), f.get(5)) else {
             continue;
@@ -336,6 +339,8 @@ mod tests {
 
     #[test]
     fn finds_the_longest_mount() {
+        let odd = format!("garbage without a separator\n{MOUNTINFO}");
+        assert_eq!(mount_of(Path::new("/dls"), &odd).unwrap().fstype, "nfs4");
         let m = mount_of(Path::new("/dls/grid1"), MOUNTINFO).unwrap();
         assert_eq!(
             (m.mount_point.as_str(), m.fstype.as_str(), m.read_only),
