@@ -70,10 +70,12 @@ def children(pid):
         return []
 
 
-def start_pid1(prefix, command, stdout=subprocess.DEVNULL):
-    """Runs prefix+command as PID 1 of a new PID namespace; returns the
-    unshare process and the init's pid in our namespace."""
-    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc"] + prefix + command,
+def start_pid1(prefix, command, stdout=subprocess.DEVNULL, cpu=None):
+    """Runs prefix+command as PID 1 of a new PID namespace (on CPU `cpu`
+    alone when given); returns the unshare process and the init's pid in our
+    namespace."""
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    proc = subprocess.Popen(pin + ["unshare", "--pid", "--fork", "--mount-proc"] + prefix + command,
                             stdout=stdout, stderr=subprocess.DEVNULL)
     deadline = time.time() + 10
     while time.time() < deadline:
@@ -105,23 +107,41 @@ def memory(table):
 
 
 def latency(table, testsvc, count):
-    out = {}
+    """All inits run at once and take turns, one signal each per round, so a
+    burst of noise on this shared machine lands on every init alike rather
+    than on whichever was being measured at the time. With two CPUs or more
+    the sender is pinned to one and every init with its child to another, so
+    each init gets the same path (a cross-CPU wake-up, then init and child
+    sharing a CPU) instead of whatever placement the scheduler chose: that
+    placement moved medians by 20 us from run to run, more than any init's
+    own work."""
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = len(cpus) >= 2
+    saved = set(cpus)
+    if pinned:
+        os.sched_setaffinity(0, {cpus[0]})
+    running = {}
     for name, (_, prefix) in table.items():
         if not is_init(name):
             continue
-        proc, pid = start_pid1(prefix, [testsvc, "latency"], stdout=subprocess.PIPE)
+        proc, pid = start_pid1(prefix, [testsvc, "latency"], stdout=subprocess.PIPE,
+                               cpu=cpus[1] if pinned else None)
         svc = children(pid)[0]
         deadline = time.time() + 5
         while time.time() < deadline:  # the service has blocked its signals
             if re.search(r"^SigBlk:\s+0*[1-9a-f]", Path(f"/proc/{svc}/status").read_text(), re.M):
                 break
             time.sleep(0.005)
-        samples = []
-        for _ in range(count):
+        running[name] = (proc, pid, [])
+    for _ in range(count):
+        for proc, pid, samples in running.values():
             t0 = time.monotonic_ns()
             os.kill(pid, signal.SIGUSR1)
             t1 = int(proc.stdout.readline())
             samples.append((t1 - t0) / 1e3)
+    os.sched_setaffinity(0, saved)
+    out = {}
+    for name, (proc, pid, samples) in running.items():
         os.kill(pid, signal.SIGTERM)
         proc.wait(timeout=10)
         samples.sort()
@@ -140,7 +160,8 @@ def reaping(table, testsvc, orphans, repeats):
             res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc"] + prefix + [testsvc, "orphans", str(orphans)],
                                  capture_output=True, text=True, timeout=120)
             times.append(int(res.stdout.strip()))
-        out[name] = {"median_ms": statistics.median(times), "runs_ms": times, "orphans": orphans}
+        out[name] = {"median_ms": statistics.median(times), "max_ms": max(times), "runs_ms": times,
+                     "orphans": orphans}
     return out
 
 
@@ -212,6 +233,8 @@ def markdown(res):
     row("SIGUSR1 latency p99 (µs)", lambda n: fmt(res["latency"].get(n, {}).get("p99_us"), ".1f"))
     row(f"{res['params']['orphans']:,} orphans reaped, median (ms)",
         lambda n: fmt(res["reaping"].get(n, {}).get("median_ms"), ".0f"))
+    row(f"{res['params']['orphans']:,} orphans reaped, slowest of {res['params']['repeats']} (ms)",
+        lambda n: fmt(res["reaping"].get(n, {}).get("max_ms"), ".0f"))
     if res.get("docker_stop"):
         def stop(n):
             d = res["docker_stop"].get(n, {})
@@ -221,9 +244,9 @@ def markdown(res):
     notes = (f"\nMachine: {res['cpu']}, {os.cpu_count()} cores; {res['date']}. "
              f"Startup: hyperfine -N, {p['runs']} runs after {p['warmup']} warm-up, all commands in one call, "
              f"`true` is busybox's (static). Memory: the init as PID 1 of a new PID namespace with `sleep` as "
-             f"its child. Latency: {p['signals']} SIGUSR1 sent to the init, one at a time, until the child's "
+             f"its child. Latency: {p['signals']} SIGUSR1 sent to each init, one at a time, the inits taking turns, sender and inits pinned to different CPUs, until the child's "
              f"handler prints CLOCK_MONOTONIC. Reaping: {p['orphans']:,} orphans released at once, time until "
-             f"the namespace holds only the init and the child, median of {p['repeats']}. gosu is not an init "
+             f"kill(pid, 0) fails with ESRCH for every one (a zombie still answers), {p['repeats']} runs. gosu is not an init "
              f"(it execs the command), so its PID-1 rows are n/a and its `docker stop` waits for the 10 s "
              f"timeout: that is the problem an init solves.\n")
     return head + "\n".join(rows) + "\n" + notes
@@ -238,7 +261,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--signals", type=int, default=1000)
     ap.add_argument("--orphans", type=int, default=10000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=9)
     args = ap.parse_args()
     table = peers(os.path.abspath(args.init))
     testsvc = os.path.abspath(args.testsvc)

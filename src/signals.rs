@@ -54,16 +54,23 @@ pub fn full_set() -> libc::sigset_t {
     }
 }
 
-/// Waits up to `timeout` for a signal; None on timeout or interruption.
-pub fn wait(set: &libc::sigset_t, timeout: std::time::Duration) -> Option<libc::siginfo_t> {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as _,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
+/// Waits for a signal, up to `timeout` if given; None on timeout or
+/// interruption. Without a timeout no timer is armed: an idle init never
+/// wakes up.
+pub fn wait(set: &libc::sigset_t, timeout: Option<std::time::Duration>) -> Option<libc::siginfo_t> {
     // SAFETY: the set and timespec are valid for the call; info is written by the kernel.
     unsafe {
         let mut info = MaybeUninit::<libc::siginfo_t>::zeroed().assume_init();
-        let sig = libc::sigtimedwait(set, &mut info, &ts);
+        let sig = match timeout {
+            Some(t) => {
+                let ts = libc::timespec {
+                    tv_sec: t.as_secs() as _,
+                    tv_nsec: t.subsec_nanos() as libc::c_long,
+                };
+                libc::sigtimedwait(set, &mut info, &ts)
+            }
+            None => libc::sigwaitinfo(set, &mut info),
+        };
         if sig > 0 {
             Some(info)
         } else {

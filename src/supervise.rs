@@ -1,14 +1,12 @@
 //! Supervising a child: forward every signal, reap every child (adopted
 //! orphans too), SIGKILL what is left once the grace period after the first
 //! SIGTERM/SIGINT is over, and turn the child's end into an exit code.
-//! Signals are data here: they stay blocked and are taken by sigtimedwait.
+//! Signals are data here: they stay blocked and are taken by sigwaitinfo
+//! (sigtimedwait while a timer runs).
 
 use crate::signals;
 use std::time::{Duration, Instant};
 
-/// Longest sleep between reaping passes: a SIGCHLD coalesced with another
-/// can never strand a zombie for more than this.
-const REAP_INTERVAL: Duration = Duration::from_secs(1);
 const TERMINATING: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
 /// A closing empty waitpid(-1) faster than this means few children: reap on
 /// every SIGCHLD with no deferral.
@@ -91,22 +89,25 @@ impl Supervisor {
                 now = Instant::now();
                 not_before = now + defer_after(walk);
             }
-            let mut timeout = if pass_due {
-                not_before.saturating_duration_since(now)
-            } else {
-                REAP_INTERVAL
-            };
+            // No periodic pass is needed, unlike tini's 1 s timeout: every
+            // pass runs until waitpid finds nothing, and a child ending after
+            // that raises a SIGCHLD of its own (coalescing only merges ends
+            // that happened before the pass). So without a deferred pass or a
+            // grace period running, the wait has no timeout at all.
+            let mut timeout = pass_due.then(|| not_before.saturating_duration_since(now));
             if let Some((_, due)) = self.term {
                 if now >= due && !killed {
                     self.kill_all(child);
                     killed = true;
                 }
                 if !killed {
-                    timeout = timeout.min(due.saturating_duration_since(now));
+                    let left = due.saturating_duration_since(now);
+                    timeout = Some(timeout.map_or(left, |t| t.min(left)));
                 }
             }
             let Some(info) = signals::wait(&self.set, timeout) else {
-                // The periodic pass, or the deferred one now due.
+                // The deferred pass is due (a spare pass after the grace
+                // timer or an interruption costs one waitpid).
                 pass_due = true;
                 continue;
             };

@@ -51,6 +51,28 @@ fn every_catchable_signal_reaches_the_service() {
 }
 
 #[test]
+fn an_idle_init_never_wakes_up() {
+    if !need_pid_ns() {
+        return;
+    }
+    let init = Pid1::start(&["-q", "--", "sleep", "60"]);
+    wait_until(T, "the service to start", || !children(init.pid).is_empty());
+    let switches = || {
+        ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+            .map(|k| status_field(init.pid, k).expect("init's status"))
+    };
+    // Let start-up settle (the service's exec, the first reaping pass).
+    std::thread::sleep(Duration::from_millis(200));
+    let before = switches();
+    std::thread::sleep(Duration::from_millis(2500));
+    // A periodic timer (tini wakes every second) would show here.
+    assert_eq!(switches(), before, "the idle init was scheduled");
+    init.signal(libc::SIGTERM);
+    let (code, _, err) = init.wait(T);
+    assert_eq!(code, 143, "{err}");
+}
+
+#[test]
 fn a_hundred_orphans_are_all_reaped() {
     if !need_pid_ns() {
         return;

@@ -146,7 +146,7 @@ impl Pid1 {
         let mut pid = 0;
         // Started means: exec'd and past its first instruction, which
         // blocks every signal (the window before that is the kernel's).
-        // While it sits in sigtimedwait the kernel shows SigBlk as 0, but by
+        // While it sits in sigwaitinfo the kernel shows SigBlk as 0, but by
         // then it has a child: either sign proves the blocking happened.
         wait_until(
             Duration::from_secs(10),
