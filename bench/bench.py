@@ -43,22 +43,33 @@ def size_rows(table):
     return out
 
 
-def startup(table, runs, warmup):
-    """One hyperfine call with every command, so they share the conditions."""
-    with tempfile.TemporaryDirectory() as d:
-        export = Path(d) / "h.json"
-        cmd = ["hyperfine", "-N", "--style", "none", "--warmup", str(warmup), "--runs", str(runs), "--export-json", str(export),
-               "-n", "direct", f"{BUSYBOX} true"]
-        for name, (_, prefix) in table.items():
-            cmd += ["-n", name, " ".join(prefix + [BUSYBOX, "true"])]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        results = {r["command"]: r for r in json.loads(export.read_text())["results"]}
-    direct = results["direct"]["mean"]
-    out = {"direct": {"mean_ms": direct * 1e3, "overhead_ms": 0.0}}
+def startup(table, runs, warmup, rounds):
+    """Each round is one hyperfine call with every command, so they share
+    the conditions; the order rotates from round to round, and each row is
+    the median over the rounds of that round's mean. On this shared machine
+    a single call moved one init by 0.3 ms when a burst of load fell on its
+    turn: the median of several rounds is what repeats."""
+    commands = [("direct", f"{BUSYBOX} true")] + [
+        (name, " ".join(prefix + [BUSYBOX, "true"])) for name, (_, prefix) in table.items()]
+    means = {name: [] for name, _ in commands}
+    for i in range(rounds):
+        order = commands[i % len(commands):] + commands[:i % len(commands)]
+        with tempfile.TemporaryDirectory() as d:
+            export = Path(d) / "h.json"
+            cmd = ["hyperfine", "-N", "--style", "none", "--warmup", str(warmup), "--runs", str(runs),
+                   "--export-json", str(export)]
+            for name, line in order:
+                cmd += ["-n", name, line]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for r in json.loads(export.read_text())["results"]:
+                means[r["command"]].append(r["mean"] * 1e3)
+    direct = statistics.median(means["direct"])
+    out = {"direct": {"mean_ms": direct, "overhead_ms": 0.0, "round_means_ms": means["direct"]}}
     for name in table:
-        r = results[name]
-        out[name] = {"mean_ms": r["mean"] * 1e3, "stddev_ms": r["stddev"] * 1e3,
-                     "overhead_ms": (r["mean"] - direct) * 1e3}
+        m = statistics.median(means[name])
+        overheads = [a - b for a, b in zip(means[name], means["direct"])]
+        out[name] = {"mean_ms": m, "overhead_ms": statistics.median(overheads),
+                     "round_means_ms": means[name], "round_overheads_ms": overheads}
     return out
 
 
@@ -224,7 +235,7 @@ def markdown(res):
 
     row("size (bytes)", lambda n: f"{res['size'][n]['bytes']:,}")
     row("static", lambda n: "yes" if res["size"][n]["static"] else "no")
-    row(f"startup `X -- true` mean (ms; direct {res['startup']['direct']['mean_ms']:.2f})",
+    row(f"startup `X -- true` mean, median of rounds (ms; direct {res['startup']['direct']['mean_ms']:.2f})",
         lambda n: f"{res['startup'][n]['mean_ms']:.2f}")
     row("startup overhead over direct exec (ms)", lambda n: f"{res['startup'][n]['overhead_ms']:.2f}")
     row("idle VmRSS as PID 1 (kB)", lambda n: fmt(res["memory"].get(n, {}).get("rss_kb"), "d"))
@@ -243,6 +254,8 @@ def markdown(res):
     p = res["params"]
     notes = (f"\nMachine: {res['cpu']}, {os.cpu_count()} cores; {res['date']}. "
              f"Startup: hyperfine -N, {p['runs']} runs after {p['warmup']} warm-up, all commands in one call, "
+             f"{p['rounds']} such calls in rotating order, median over the calls (overhead: median of each call's "
+             f"difference to direct), "
              f"`true` is busybox's (static). Memory: the init as PID 1 of a new PID namespace with `sleep` as "
              f"its child. Latency: {p['signals']} SIGUSR1 sent to each init, one at a time, the inits taking turns, sender and inits pinned to different CPUs, until the child's "
              f"handler prints CLOCK_MONOTONIC. Reaping: {p['orphans']:,} orphans released at once, time until "
@@ -259,6 +272,7 @@ def main():
     ap.add_argument("--docker", action="store_true")
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--signals", type=int, default=1000)
     ap.add_argument("--orphans", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=9)
@@ -266,9 +280,9 @@ def main():
     table = peers(os.path.abspath(args.init))
     testsvc = os.path.abspath(args.testsvc)
     res = {"date": datetime.date.today().isoformat(), "cpu": cpu_model(), "kernel": platform.release(),
-           "params": {"runs": args.runs, "warmup": args.warmup, "signals": args.signals, "orphans": args.orphans,
+           "params": {"runs": args.runs, "warmup": args.warmup, "rounds": args.rounds, "signals": args.signals, "orphans": args.orphans,
                       "repeats": args.repeats}}
-    steps = [("size", lambda: size_rows(table)), ("startup", lambda: startup(table, args.runs, args.warmup)),
+    steps = [("size", lambda: size_rows(table)), ("startup", lambda: startup(table, args.runs, args.warmup, args.rounds)),
              ("memory", lambda: memory(table)), ("latency", lambda: latency(table, testsvc, args.signals)),
              ("reaping", lambda: reaping(table, testsvc, args.orphans, args.repeats))]
     if args.docker:

@@ -1,7 +1,9 @@
 //! The data-dir check (/dls by default): can the service's user list and
 //! enter it? Run after the drop, so the kernel (and the NFS server, which
 //! squashes root) answers for the real identity, in a helper thread with a
-//! deadline, because a stalled NFS mount must not hang start-up.
+//! deadline, because a stalled NFS mount must not hang start-up. When every
+//! mount in the namespace is a local filesystem nothing can stall, and the
+//! check runs inline: the thread cost 0.13-0.17 ms of a 0.8 ms start.
 
 use crate::access::{can_list_and_enter, Who};
 use std::io::ErrorKind;
@@ -128,14 +130,99 @@ pub fn assess(path: &Path, who: &Who, current: (u32, u32), timeout: Duration) ->
 
 /// The check as the real run does it.
 pub fn check(path: &Path, timeout: Duration) -> Verdict {
+    let local = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| all_local(&m));
+    if local {
+        return check_now(path);
+    }
     let owned: PathBuf = path.to_path_buf();
     bounded(timeout, move || check_now(&owned))
+}
+
+/// Filesystems whose calls are served by this kernel from memory or a local
+/// disk: a stat on them cannot wait on a network or a user-space daemon.
+/// Anything else (nfs, cifs, ceph, fuse, 9p, virtiofs, autofs, types not
+/// known here) may stall.
+const LOCAL_FS: &[&str] = &[
+    "overlay",
+    "ext2",
+    "ext3",
+    "ext4",
+    "xfs",
+    "btrfs",
+    "zfs",
+    "f2fs",
+    "vfat",
+    "squashfs",
+    "erofs",
+    "iso9660",
+    "tmpfs",
+    "ramfs",
+    "rootfs",
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "mqueue",
+    "cgroup",
+    "cgroup2",
+    "nsfs",
+    "securityfs",
+    "hugetlbfs",
+    "bpf",
+    "debugfs",
+    "tracefs",
+    "configfs",
+    "pstore",
+    "binfmt_misc",
+    "fusectl",
+    "efivarfs",
+    "selinuxfs",
+];
+
+/// Is every mount in `mountinfo` (/proc/self/mountinfo) a local filesystem?
+/// Every mount, not only the data dir's: the path may be a symlink into
+/// another mount, and telling that would mean touching it. A line that
+/// cannot be read counts as not local.
+pub fn all_local(mountinfo: &str) -> bool {
+    mountinfo.lines().filter(|l| !l.is_empty()).all(|line| {
+        line.split_once(" - ")
+            .and_then(|(_, right)| right.split_whitespace().next())
+            .is_some_and(|fstype| LOCAL_FS.contains(&fstype))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    const LOCAL: &str = "\
+22 1 0:21 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w
+23 22 0:22 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+24 22 0:23 / /dev rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
+25 22 8:1 /data /dls ro,relatime - ext4 /dev/sda1 rw
+";
+
+    #[test]
+    fn only_local_mounts_let_the_check_run_inline() {
+        assert!(all_local(LOCAL));
+        let nfs = format!("{LOCAL}26 22 0:50 / /dls rw - nfs4 server:/export rw,vers=4.2\n");
+        assert!(!all_local(&nfs));
+        for fstype in [
+            "fuse.sshfs",
+            "cifs",
+            "ceph",
+            "9p",
+            "virtiofs",
+            "autofs",
+            "newfs",
+        ] {
+            let m = format!("{LOCAL}26 22 0:50 / /x rw - {fstype} src rw\n");
+            assert!(!all_local(&m), "{fstype}");
+        }
+        // Unreadable lines count against.
+        assert!(!all_local(&format!("{LOCAL}garbage without separator\n")));
+    }
 
     #[test]
     fn a_stalled_check_is_reported_in_time() {
