@@ -131,6 +131,10 @@ pub fn assess(path: &Path, who: &Who, current: (u32, u32), timeout: Duration) ->
 /// The check as the real run does it.
 pub fn check(path: &Path, timeout: Duration) -> Verdict {
     let local = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| all_local(&m));
+    check_in(path, timeout, local)
+}
+
+fn check_in(path: &Path, timeout: Duration, local: bool) -> Verdict {
     if local {
         return check_now(path);
     }
@@ -222,6 +226,19 @@ mod tests {
         }
         // Unreadable lines count against.
         assert!(!all_local(&format!("{LOCAL}garbage without separator\n")));
+    }
+
+    #[test]
+    fn inline_and_threaded_checks_give_the_same_verdicts() {
+        let dir = std::env::temp_dir();
+        let missing = dir.join("smartem-init-no-such-dir");
+        let file = std::env::current_exe().expect("test binary path");
+        for local in [true, false] {
+            let t = Duration::from_secs(5);
+            assert_eq!(check_in(&dir, t, local), Verdict::Readable, "{local}");
+            assert_eq!(check_in(&missing, t, local), Verdict::Absent, "{local}");
+            assert_eq!(check_in(&file, t, local), Verdict::NotADirectory, "{local}");
+        }
     }
 
     #[test]
