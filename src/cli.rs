@@ -275,14 +275,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
 /// subcommands with their help included, was over half of smartem-init's
 /// start-up instructions (callgrind). So the arguments first meet a command
 /// holding only the run-mode options, without help or version flags. Anything
-/// it does not accept outright (a subcommand, --help, --version, any error)
-/// returns None and is parsed again by the full command, so help, version and
-/// every error message stay the full command's.
+/// it does not accept outright (a subcommand name is a stray positional to
+/// it; --help, --version, any error) returns None and is parsed again by the
+/// full command, so help, version and every error message stay the full
+/// command's.
 fn parse_run_only(args: &[OsString]) -> Option<RunArgs> {
-    let first = args.get(1).and_then(|a| a.to_str());
-    if matches!(first, Some("gen-etc" | "doctor" | "healthcheck")) {
-        return None;
-    }
     let cmd = RunArgs::augment_args(
         clap::Command::new("smartem-init")
             .disable_help_flag(true)

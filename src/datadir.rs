@@ -189,9 +189,7 @@ const LOCAL_FS: &[&str] = &[
 /// cannot be read counts as not local.
 pub fn all_local(mountinfo: &str) -> bool {
     mountinfo.lines().filter(|l| !l.is_empty()).all(|line| {
-        line.split_once(" - ")
-            .and_then(|(_, right)| right.split_whitespace().next())
-            .is_some_and(|fstype| LOCAL_FS.contains(&fstype))
+        crate::mountinfo::parse_line(line).is_some_and(|e| LOCAL_FS.contains(&e.fstype))
     })
 }
 

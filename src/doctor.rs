@@ -8,6 +8,7 @@ use crate::datadir::{self, Verdict};
 use crate::error::Result;
 use crate::etc_files::EtcDb;
 use crate::identity::{self, Action, Target};
+use crate::mountinfo;
 use crate::plan::fmt_ids;
 use crate::privileges::names;
 use std::fmt::Write as _;
@@ -26,29 +27,21 @@ pub struct Mount {
 /// The mount that holds `path`: the longest mount point that is a prefix.
 pub fn mount_of(path: &Path, mountinfo: &str) -> Option<Mount> {
     let mut best: Option<Mount> = None;
-    for line in mountinfo.lines() {
-        // A line without the separator is skipped, not the end of the search.
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let f: Vec<&str> = left.split_whitespace().collect();
-        let (Some(mp), Some(opts)) = (f.get(4), f.get(5)) else {
-            continue;
-        };
-        let mp = mp.replace("\\040", " ");
-        if !path.starts_with(&mp) {
+    // A line that does not parse is skipped, not the end of the search.
+    for e in mountinfo.lines().filter_map(mountinfo::parse_line) {
+        if !path.starts_with(&e.mount_point) {
             continue;
         }
         if best
             .as_ref()
-            .is_some_and(|b| b.mount_point.len() > mp.len())
+            .is_some_and(|b| b.mount_point.len() > e.mount_point.len())
         {
             continue;
         }
         best = Some(Mount {
-            mount_point: mp,
-            fstype: right.split_whitespace().next().unwrap_or("?").to_string(),
-            read_only: opts.split(',').any(|o| o == "ro"),
+            read_only: e.options.split(',').any(|o| o == "ro"),
+            fstype: e.fstype.to_string(),
+            mount_point: e.mount_point,
         });
     }
     best

@@ -15,6 +15,7 @@ pub mod etc_files;
 pub mod gen_etc;
 pub mod healthcheck;
 pub mod identity;
+pub mod mountinfo;
 pub mod plan;
 pub mod privileges;
 pub mod roles;

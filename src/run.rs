@@ -174,6 +174,6 @@ fn start_and_supervise(
             .join(" ")
     );
     let code = sup.supervise(pid, what);
-    crate::debug!("{what} ended with exit code {code}");
+    crate::debug!("{what} (pid {pid}) ended with exit code {code}");
     Ok(code)
 }

@@ -75,14 +75,12 @@ impl Supervisor {
         let mut not_before = Instant::now();
         loop {
             if let Some(code) = wait_child(child) {
-                debug!("{what} (pid {child}) ended: exit code {code}");
                 return code;
             }
             let mut now = Instant::now();
             if pass_due && now >= not_before {
                 let (code, walk) = reap_all(child);
                 if let Some(code) = code {
-                    debug!("{what} (pid {child}) ended: exit code {code}");
                     return code;
                 }
                 pass_due = false;
