@@ -34,6 +34,49 @@ pub fn can_list_and_enter(who: &Who, owner: u32, group: u32, mode: u32) -> (bool
     (b & 4 != 0, b & 1 != 0)
 }
 
+/// Why `who` cannot execute `path`, naming the path component that denies:
+/// a directory on the way without search (x) permission, or the file
+/// without x. Both the path as given and its symlink-resolved form are
+/// walked, since exec needs search permission on the directories of each.
+/// None when the mode bits allow it (a noexec mount or a bad format can
+/// still refuse).
+pub fn exec_denied_by(who: &Who, path: &std::path::Path) -> Option<String> {
+    let real = std::fs::canonicalize(path).ok();
+    // The resolved path first, so a denying directory is named by its real
+    // name rather than by a symlink to it.
+    let walks = real.as_deref().into_iter().chain(std::iter::once(path));
+    for p in walks {
+        let dirs: Vec<&std::path::Path> = p.ancestors().skip(1).collect();
+        for dir in dirs.into_iter().rev() {
+            let Ok(m) = std::fs::metadata(dir) else {
+                continue;
+            };
+            if bits_for(who, m.uid(), m.gid(), m.mode()) & 1 == 0 {
+                return Some(format!(
+                    "directory {} (owner {}:{}, mode {:04o}) denies search to uid {}",
+                    dir.display(),
+                    m.uid(),
+                    m.gid(),
+                    m.mode() & 0o7777,
+                    who.uid
+                ));
+            }
+        }
+    }
+    let target = real.as_deref().unwrap_or(path);
+    let m = std::fs::metadata(target).ok()?;
+    (!can_exec(who, &m)).then(|| {
+        format!(
+            "{} (owner {}:{}, mode {:04o}) is not executable by uid {}",
+            target.display(),
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777,
+            who.uid
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +108,44 @@ mod tests {
         assert_eq!(
             can_list_and_enter(&who(65534, 65534, &[]), 0, 0, 0o711),
             (false, true)
+        );
+    }
+
+    #[test]
+    fn the_denying_component_is_named_through_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |p: &std::path::Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let t = tempfile::tempdir().unwrap();
+        set(t.path(), 0o755);
+        let private = t.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        let prog = private.join("prog");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        set(&prog, 0o755);
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&prog, &link).unwrap();
+        let me = std::fs::metadata(t.path()).unwrap().uid();
+        let other = who(me.wrapping_add(4242), 4242, &[]);
+        set(&private, 0o755);
+        assert_eq!(exec_denied_by(&other, &link), None);
+        set(&private, 0o700);
+        let why = exec_denied_by(&other, &link).unwrap();
+        assert!(
+            why.contains(&format!("directory {}", private.display())),
+            "{why}"
+        );
+        assert!(
+            why.contains("mode 0700") && why.contains("denies search"),
+            "{why}"
+        );
+        set(&private, 0o755);
+        set(&prog, 0o744);
+        let why = exec_denied_by(&other, &link).unwrap();
+        assert!(
+            why.contains("prog") && why.contains("not executable"),
+            "{why}"
         );
     }
 }

@@ -224,6 +224,9 @@ pub struct DoctorConfig {
 pub struct HealthConfig {
     pub url: Option<String>,
     pub timeout: Duration,
+    /// Run mode's settings from this environment, resolved exactly as a
+    /// start would (or why they don't resolve): role, workdir, .env, port.
+    pub run: std::result::Result<RunConfig, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,8 +269,19 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
         Some(Sub::Healthcheck(a)) => Ok(Command::Health(HealthConfig {
             url: a.url.filter(|u| !u.is_empty()),
             timeout: a.timeout,
+            run: run_from(&[OsString::from("smartem-init")]).map_err(|e| format!("{e:#}")),
         })),
         None => run(cli.run).map(Command::Run),
+    }
+}
+
+/// Run mode's configuration from `args` (program name first) and the
+/// environment, as a start with those arguments would resolve it. For
+/// `healthcheck`, which must see what the running init saw.
+pub fn run_from(args: &[OsString]) -> Result<RunConfig> {
+    match parse(args.to_vec())? {
+        Command::Run(cfg) => Ok(cfg),
+        _ => Err(fail(Code::Usage, "not run-mode arguments")),
     }
 }
 

@@ -2,7 +2,7 @@
 //! shell's distinction between "not found" (127) and "not executable" (126),
 //! decided before anything privileged happens.
 
-use crate::access::{can_exec, Who};
+use crate::access::{can_exec, exec_denied_by, Who};
 use crate::error::{fail, Code, Result};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -39,7 +39,10 @@ pub fn resolve(
                 format!("command {shown:?} is a directory; name the program inside it"),
             )),
             Ok(m) if !can_exec(who, &m) => Err(not_executable(&shown, &path, who)),
-            Ok(_) => Ok(path),
+            Ok(_) => match exec_denied_by(who, &path) {
+                Some(why) => Err(denied(&shown, &path, &why)),
+                None => Ok(path),
+            },
         };
     }
     let path_var = path_var
@@ -56,7 +59,12 @@ pub fn resolve(
         let candidate = dir.join(program);
         if let Ok(m) = std::fs::metadata(&candidate) {
             if can_exec(who, &m) {
-                return Ok(candidate);
+                // Found as root; the service's execve also needs search
+                // permission on every directory on the way.
+                return match exec_denied_by(who, &candidate) {
+                    Some(why) => Err(denied(&shown, &candidate, &why)),
+                    None => Ok(candidate),
+                };
             }
             if m.is_file() && not_exec.is_none() {
                 not_exec = Some(candidate);
@@ -73,6 +81,16 @@ pub fn resolve(
             ),
         )),
     }
+}
+
+fn denied(shown: &str, path: &Path, why: &str) -> anyhow::Error {
+    fail(
+        Code::CantExec,
+        format!(
+            "command {shown:?} ({}) cannot be executed: Permission denied: {why}; fix that mode or owner",
+            path.display()
+        ),
+    )
 }
 
 fn not_executable(shown: &str, path: &Path, who: &Who) -> anyhow::Error {

@@ -37,7 +37,7 @@ pub struct Cmd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvNote {
     pub name: String,
-    pub source: &'static str,
+    pub source: String,
     pub value: Option<String>,
 }
 
@@ -63,6 +63,8 @@ pub struct Plan {
     pub tty: bool,
     /// Facts worth knowing that change nothing (shown by --dry-run).
     pub notes: Vec<String>,
+    /// Why the migration is likely to fail (no alembic.ini), repeated if it does.
+    pub migration_hint: Option<String>,
     /// Failures found while planning that --dry-run shows in the plan
     /// instead of stopping at (a missing program): exit code and message.
     /// The real run fails on the first before changing anything.
@@ -128,15 +130,25 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
     let dotenv_note = load_dotenv(workdir.as_deref(), &mut env, &mut env_added)?;
 
     if let Action::Switch(t) | Action::AlreadyTarget(t) = &action {
-        for (name, value) in [
-            ("HOME", t.home.as_str()),
-            ("USER", &t.user_name),
-            ("LOGNAME", &t.user_name),
+        // Say where a value really came from: a uid without a passwd entry
+        // gets defaults, not passwd's word.
+        let (home_from, user_from) = if t.has_passwd_entry {
+            ("passwd".to_string(), "passwd".to_string())
+        } else {
+            (
+                format!("default: uid {} has no passwd entry", t.uid),
+                "the uid: no passwd entry".to_string(),
+            )
+        };
+        for (name, value, source) in [
+            ("HOME", t.home.as_str(), &home_from),
+            ("USER", &t.user_name, &user_from),
+            ("LOGNAME", &t.user_name, &user_from),
         ] {
             env_set(&mut env, name, value);
             env_added.push(EnvNote {
                 name: name.into(),
-                source: "passwd",
+                source: source.clone(),
                 value: Some(value.to_string()),
             });
         }
@@ -158,6 +170,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
             migrate_cmd: cfg.migrate_cmd.clone(),
             skip_migrations: cfg.skip_migrations,
             http_api_port: env_get(&env, "HTTP_API_PORT").map(|p| p.to_string_lossy().into_owned()),
+            grace: cfg.grace_period,
         })?;
         let os = |v: Vec<String>| v.into_iter().map(OsString::from).collect::<Vec<_>>();
         (Some(cmds.role), cmds.pre_start.map(os), os(cmds.service))
@@ -187,6 +200,17 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
     };
     let pre_start = pre_start_argv.map(&mut resolve);
     let service = resolve(service_argv);
+    let migration = pre_start
+        .as_ref()
+        .or(if role.as_deref() == Some("migrate") {
+            Some(&service)
+        } else {
+            None
+        });
+    let migration_hint = migration.and_then(|m| alembic_hint(&m.argv, &cwd));
+    if let Some(hint) = &migration_hint {
+        notes.push(hint.clone());
+    }
 
     Ok(Plan {
         pid1: facts.pid == 1,
@@ -207,6 +231,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
         grace: cfg.grace_period,
         tty: facts.stdin_tty,
         notes,
+        migration_hint,
         problems,
     })
 }
@@ -273,6 +298,28 @@ fn plan_drop(
     })
 }
 
+/// alembic reads alembic.ini from its working directory unless given -c;
+/// the smartem-decisions wheel ships none, so a missing one is the usual
+/// reason the migration fails at once. Said before it runs, and again if
+/// it fails.
+pub fn alembic_hint(argv: &[OsString], cwd: &Path) -> Option<String> {
+    let is_alembic = argv
+        .iter()
+        .take(3)
+        .any(|a| Path::new(a).file_name().is_some_and(|n| n == "alembic"));
+    let has_config = argv
+        .iter()
+        .any(|a| a == "-c" || a == "--config" || a.to_string_lossy().starts_with("--config="));
+    let ini = cwd.join("alembic.ini");
+    (is_alembic && !has_config && !ini.exists()).then(|| {
+        format!(
+            "{} is missing: alembic looks for it in the working directory; ship one in the image \
+             (the smartem-decisions wheel has none: see docker/examples/alembic.ini) or pass -c",
+            ini.display()
+        )
+    })
+}
+
 /// Loads WORKDIR/.env unless under Kubernetes; returns what happened.
 fn load_dotenv(
     workdir: Option<&Path>,
@@ -314,7 +361,7 @@ fn load_dotenv(
     let names = dotenv::merge(env, vars);
     added.extend(names.iter().map(|k| EnvNote {
         name: k.clone(),
-        source: ".env",
+        source: ".env".into(),
         value: None,
     }));
     Ok(format!(
@@ -335,6 +382,16 @@ fn load_dotenv(
 }
 
 impl Plan {
+    /// The port the api role's service listens on (HTTP_API_PORT after
+    /// .env): what `healthcheck` probes.
+    pub fn http_api_port(&self) -> Result<u16> {
+        roles::parse_port(
+            env_get(&self.env, "HTTP_API_PORT")
+                .map(|p| p.to_string_lossy())
+                .as_deref(),
+        )
+    }
+
     /// The data-dir verdict predicted without becoming the service's user.
     pub fn predict_data_dir(&self) -> datadir::Verdict {
         let current = (self.current.euid, self.current.egid);

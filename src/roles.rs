@@ -2,9 +2,25 @@
 //! and HTTP_API_PORT. Pure: everything comes in as strings.
 
 use crate::error::{fail, Code, Result};
+use std::time::Duration;
 
-pub const ROLES: [&str; 2] = ["api", "worker"];
+/// `migrate` runs only the api role's pre-start step, as the service: the
+/// Kubernetes Job that migrates once per rollout, while the Deployment's
+/// replicas skip it (SMARTEM_SKIP_MIGRATIONS=1) instead of racing.
+pub const ROLES: [&str; 3] = ["api", "worker", "migrate"];
 pub const DEFAULT_PORT: u16 = 8000;
+
+/// uvicorn's `--timeout-graceful-shutdown`, derived from smartem-init's
+/// grace period so the stages are ordered: uvicorn stops waiting for
+/// in-flight requests first, then has the rest (5 s, or half of a short grace
+/// period) to run its shutdown handlers (closing the broker and database
+/// connections) before smartem-init's SIGKILL. The orchestrator's own limit
+/// (terminationGracePeriodSeconds, docker stop -t) must be above the grace
+/// period; the README says by how much.
+pub fn graceful_timeout(grace: Duration) -> u64 {
+    let g = grace.as_secs_f64();
+    (g - (g / 2.0).min(5.0)).floor() as u64
+}
 
 /// What decides the role's commands.
 #[derive(Debug, Clone, Default)]
@@ -17,6 +33,8 @@ pub struct RoleInput {
     pub skip_migrations: bool,
     /// HTTP_API_PORT as found in the environment (after .env).
     pub http_api_port: Option<String>,
+    /// smartem-init's grace period, from which uvicorn's is derived.
+    pub grace: Duration,
 }
 
 /// The commands a role runs, as argv vectors (program first).
@@ -79,6 +97,13 @@ fn words(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+fn migration(input: &RoleInput) -> Result<Vec<String>> {
+    match &input.migrate_cmd {
+        Some(cmd) => split_command(cmd, "SMARTEM_MIGRATE_CMD/--migrate-cmd"),
+        None => Ok(words(&["python", "-m", "alembic", "upgrade", "head"])),
+    }
+}
+
 pub fn commands(input: &RoleInput) -> Result<RoleCommands> {
     let role = parse_role(&input.role)?;
     let out = if role == "api" {
@@ -86,6 +111,7 @@ pub fn commands(input: &RoleInput) -> Result<RoleCommands> {
             Some(cmd) => split_command(cmd, "SMARTEM_API_CMD/--api-cmd")?,
             None => {
                 let port = parse_port(input.http_api_port.as_deref())?.to_string();
+                let timeout = graceful_timeout(input.grace).to_string();
                 words(&[
                     "uvicorn",
                     "smartem_backend.api_server:app",
@@ -94,19 +120,25 @@ pub fn commands(input: &RoleInput) -> Result<RoleCommands> {
                     "--port",
                     &port,
                     "--timeout-graceful-shutdown",
-                    "30",
+                    &timeout,
                 ])
             }
         };
-        let pre_start = match (&input.migrate_cmd, input.skip_migrations) {
-            (_, true) => None,
-            (Some(cmd), false) => Some(split_command(cmd, "SMARTEM_MIGRATE_CMD/--migrate-cmd")?),
-            (None, false) => Some(words(&["python", "-m", "alembic", "upgrade", "head"])),
+        let pre_start = if input.skip_migrations {
+            None
+        } else {
+            Some(migration(input)?)
         };
         RoleCommands {
             role,
             pre_start,
             service,
+        }
+    } else if role == "migrate" {
+        RoleCommands {
+            role,
+            pre_start: None,
+            service: migration(input)?,
         }
     } else {
         let service = match &input.worker_cmd {
@@ -130,6 +162,7 @@ mod tests {
     fn input(role: &str) -> RoleInput {
         RoleInput {
             role: role.into(),
+            grace: Duration::from_secs(25),
             ..Default::default()
         }
     }
@@ -144,8 +177,43 @@ mod tests {
         );
         assert_eq!(
             c.service.join(" "),
-            "uvicorn smartem_backend.api_server:app --host 0.0.0.0 --port 8000 --timeout-graceful-shutdown 30"
+            "uvicorn smartem_backend.api_server:app --host 0.0.0.0 --port 8000 --timeout-graceful-shutdown 20"
         );
+    }
+
+    #[test]
+    fn uvicorn_stops_waiting_before_the_grace_period_ends() {
+        for (grace, want) in [
+            (25.0, 20),
+            (30.0, 25),
+            (10.0, 5),
+            (4.0, 2),
+            (1.0, 0),
+            (0.0, 0),
+        ] {
+            let g = Duration::from_secs_f64(grace);
+            assert_eq!(graceful_timeout(g), want, "grace {grace}");
+            assert!((want as f64) < grace || grace == 0.0);
+            let mut i = input("api");
+            i.grace = g;
+            let svc = commands(&i).unwrap().service;
+            let at = svc
+                .iter()
+                .position(|w| w == "--timeout-graceful-shutdown")
+                .unwrap();
+            assert_eq!(svc[at + 1], want.to_string());
+        }
+    }
+
+    #[test]
+    fn migrate_runs_only_the_migration_and_honours_its_override() {
+        let c = commands(&input("migrate")).unwrap();
+        assert_eq!(c.service.join(" "), "python -m alembic upgrade head");
+        assert_eq!(c.pre_start, None);
+        let mut i = input("migrate");
+        i.migrate_cmd = Some("alembic -c /etc/a.ini upgrade head".into());
+        i.skip_migrations = true;
+        assert_eq!(commands(&i).unwrap().service[0], "alembic");
     }
 
     #[test]
@@ -172,7 +240,7 @@ mod tests {
         assert_eq!(exit_code(&err), 64);
         let msg = format!("{err}");
         assert!(
-            msg.contains("\"bogus\"") && msg.contains("api, worker"),
+            msg.contains("\"bogus\"") && msg.contains("api, worker, migrate"),
             "{msg}"
         );
     }

@@ -124,9 +124,17 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts) -> Result<i32> {
         let code =
             start_and_supervise(&mut sup, pre, inherited, plan, "pre-start step", &cmd.argv)?;
         if code != 0 {
+            let cwd = plan.workdir.as_ref().map_or_else(
+                || "the current directory".to_string(),
+                |w| w.display().to_string(),
+            );
             crate::error!(
-                "pre-start step {} failed with exit code {code}; the service was not started",
-                cmd.program.display()
+                "pre-start step `{}` (in {cwd}, uid {}) failed with exit code {code}; the service was not started{}",
+                shown(&cmd.argv),
+                plan.who.uid,
+                plan.migration_hint
+                    .as_ref()
+                    .map_or_else(String::new, |h| format!("; hint: {h}"))
             );
             return Ok(code);
         }
@@ -163,17 +171,30 @@ fn start_and_supervise(
     what: &str,
     argv: &[std::ffi::OsString],
 ) -> Result<i32> {
-    let pid = spawn::spawn(prepared, inherited, plan.tty)?;
+    let pid = spawn::spawn(prepared, inherited, plan.tty, &plan.who)?;
     info!(
         "{what} started as pid {pid}, uid {} gid {}: {}",
         plan.who.uid,
         plan.who.gid,
-        argv.iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
+        shown(argv)
     );
     let code = sup.supervise(pid, what);
-    crate::debug!("{what} (pid {pid}) ended with exit code {code}");
+    info!("{what} (pid {pid}) ended: {}", describe_end(code));
     Ok(code)
+}
+
+fn shown(argv: &[std::ffi::OsString]) -> String {
+    argv.iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// "exit code 0", or for 129..=192 also the signal it stands for.
+pub fn describe_end(code: i32) -> String {
+    if (129..=192).contains(&code) {
+        format!("exit code {code} (128+{})", signals::name(code - 128))
+    } else {
+        format!("exit code {code}")
+    }
 }

@@ -76,7 +76,12 @@ const CHILD_STACK: usize = 64 * 1024;
 /// cheapest way to start a process that still lets us set the session,
 /// terminal, signal state and report exec errors exactly. `tty`: give the
 /// child the terminal's foreground; otherwise it gets a session of its own.
-pub fn spawn(p: &Prepared, inherited: &Inherited, tty: bool) -> Result<libc::pid_t> {
+pub fn spawn(
+    p: &Prepared,
+    inherited: &Inherited,
+    tty: bool,
+    who: &crate::access::Who,
+) -> Result<libc::pid_t> {
     let mut stack = vec![0u8; CHILD_STACK];
     let mut args = ChildArgs {
         p,
@@ -120,13 +125,23 @@ pub fn spawn(p: &Prepared, inherited: &Inherited, tty: bool) -> Result<libc::pid
         Code::CantExec
     };
     let hint = if errno == libc::ENOENT {
-        "the program or its interpreter (#! line) is missing"
+        "the program or its interpreter (#! line) is missing".to_string()
+    } else if errno == libc::EACCES {
+        match crate::access::exec_denied_by(who, Path::new(&p.shown)) {
+            Some(why) => format!("{why}; fix that mode or owner"),
+            None => {
+                "the mode bits allow it: check the noexec mount flag and the #! interpreter".into()
+            }
+        }
     } else {
-        "check its mode, owner, format and the noexec mount flag"
+        "check its mode, owner, format and the noexec mount flag".to_string()
     };
     Err(fail(
         code,
-        format!("cannot execute {}: {err}; {hint}", p.shown),
+        format!(
+            "cannot execute {} as uid {} gid {}: {err}; {hint}",
+            p.shown, who.uid, who.gid
+        ),
     ))
 }
 

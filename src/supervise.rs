@@ -114,7 +114,24 @@ impl Supervisor {
                 pass_due = true;
                 continue;
             }
-            debug!("forwarding {} to {what} (pid {child})", signals::name(sig));
+            // A stop is the one forwarded signal an operator asks about
+            // afterwards ("did it get the SIGTERM?"): logged at info.
+            if TERMINATING.contains(&sig) {
+                info!(
+                    "forwarding {} to {what} (pid {child}){}",
+                    signals::name(sig),
+                    if self.term.is_none() {
+                        format!(
+                            "; SIGKILL in {:.1}s if it has not ended",
+                            self.grace.as_secs_f64()
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+            } else {
+                debug!("forwarding {} to {what} (pid {child})", signals::name(sig));
+            }
             // SAFETY: kill with plain integers.
             if unsafe { libc::kill(child, sig) } != 0 {
                 let err = std::io::Error::last_os_error();

@@ -118,8 +118,25 @@ fn both_images_drop_to_their_user_with_nothing_left() {
         return;
     }
     images();
-    for (img, uid) in [(ROOT_SVC_IMG, "0"), (SVC_IMG, "5000")] {
-        let (code, out, err) = run_svc(img, &[], &["--", "/smartem-testsvc", "status"]);
+    // The custom image starts as its USER 5000:5000 (docker gives it its
+    // primary group as a supplementary one, which is kept: a non-root start
+    // can't change groups, nor clear the bounding set without CAP_SETPCAP:
+    // docker's default set stays there, inert under no_new_privs); started
+    // as root it drops to exactly the user's /etc/group memberships (none)
+    // and clears the bounding set too.
+    const DOCKER_DEFAULT_BOUNDING: &str = "00000000a80425fb";
+    for (img, docker_args, uid, groups, bounding) in [
+        (ROOT_SVC_IMG, &[][..], "0", "", "0000000000000000"),
+        (SVC_IMG, &[][..], "5000", "5000", DOCKER_DEFAULT_BOUNDING),
+        (
+            SVC_IMG,
+            &["--user", "0"][..],
+            "5000",
+            "",
+            "0000000000000000",
+        ),
+    ] {
+        let (code, out, err) = run_svc(img, docker_args, &["--", "/smartem-testsvc", "status"]);
         assert_eq!(code, 0, "{img}: {err}");
         assert_eq!(
             status_line(&out, "Uid"),
@@ -131,10 +148,15 @@ fn both_images_drop_to_their_user_with_nothing_left() {
             format!("{uid}\t{uid}\t{uid}\t{uid}"),
             "{img}"
         );
-        assert_eq!(status_line(&out, "Groups"), "", "{img}");
-        for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_line(&out, "Groups"), groups, "{img} {docker_args:?}");
+        for cap in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
             assert_eq!(status_line(&out, cap), "0000000000000000", "{img} {cap}");
         }
+        assert_eq!(
+            status_line(&out, "CapBnd"),
+            bounding,
+            "{img} {docker_args:?}"
+        );
         assert_eq!(status_line(&out, "NoNewPrivs"), "1", "{img}");
     }
     let (_, out, _) = run_svc(SVC_IMG, &[], &["--", "/smartem-testsvc", "status"]);
@@ -503,6 +525,33 @@ fn manifests(path: &str) -> Vec<serde_json::Value> {
 }
 
 #[test]
+fn kubernetes_manifests_pass_yamllint() {
+    let Some(yamllint) = tool("yamllint") else {
+        prerequisite(
+            false,
+            "yamllint not installed (scripts/tools; SMARTEM_TOOLS_BIN)",
+        );
+        return;
+    };
+    // yamllint's defaults, bar the document-start marker Kubernetes examples
+    // leave out and 100-column lines for the comments.
+    let config = "{extends: default, rules: {document-start: disable, line-length: {max: 100}}}";
+    let (code, out, err) = run_cmd(
+        Command::new(yamllint)
+            .args(["--strict", "-d", config])
+            .args(MANIFESTS.iter().map(|f| repo().join(f))),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+const MANIFESTS: [&str; 4] = [
+    "docker/examples/k8s/config.yaml",
+    "docker/examples/k8s/migrate-job.yaml",
+    "docker/examples/k8s/api.yaml",
+    "docker/examples/k8s/worker.yaml",
+];
+
+#[test]
 fn kubernetes_manifests_validate_and_match_the_image() {
     let Some(validate) = tool("kubernetes-validate") else {
         prerequisite(
@@ -511,23 +560,25 @@ fn kubernetes_manifests_validate_and_match_the_image() {
         );
         return;
     };
-    for f in [
-        "docker/examples/k8s/api.yaml",
-        "docker/examples/k8s/worker.yaml",
-    ] {
+    let mut kinds = Vec::new();
+    for f in MANIFESTS {
         let (code, out, err) = run_cmd(Command::new(&validate).arg("--strict").arg(repo().join(f)));
         assert_eq!(code, 0, "{f}: {out}{err}");
-        for doc in manifests(f).iter().filter(|d| d["kind"] == "Deployment") {
-            let pod = &doc["spec"]["template"]["spec"];
+        for doc in manifests(f) {
+            kinds.push(format!(
+                "{}/{}",
+                doc["kind"].as_str().unwrap(),
+                doc["metadata"]["name"].as_str().unwrap()
+            ));
+            let pod = match doc["kind"].as_str() {
+                Some("Deployment") | Some("Job") => &doc["spec"]["template"]["spec"],
+                _ => continue,
+            };
             let sc = &pod["securityContext"];
             assert_eq!(sc["runAsNonRoot"], true, "{f}");
             for k in ["runAsUser", "runAsGroup", "fsGroup"] {
                 assert_eq!(sc[k], 5000, "{f} {k}");
             }
-            assert!(
-                pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 25,
-                "{f}: above the 25 s grace period"
-            );
             let c = &pod["containers"][0];
             assert_eq!(
                 c["securityContext"]["allowPrivilegeEscalation"], false,
@@ -539,30 +590,98 @@ fn kubernetes_manifests_validate_and_match_the_image() {
                 serde_json::json!(["ALL"]),
                 "{f}"
             );
-            let dls = c["volumeMounts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["mountPath"] == "/dls")
-                .expect("/dls mount");
-            assert_eq!(dls["readOnly"], true, "{f}");
             let env = c["env"].as_array().unwrap();
             let get = |n: &str| {
                 env.iter()
                     .find(|e| e["name"] == n)
-                    .map(|e| e["value"].clone())
+                    .map(|e| e["value"].as_str().unwrap().to_string())
             };
             assert_eq!(
-                get("SMARTEM_USER"),
-                Some("5000:5000".into()),
+                get("SMARTEM_USER").as_deref(),
+                Some("5000:5000"),
                 "{f}: matches runAsUser/runAsGroup"
             );
-            if f.contains("api") {
-                assert_eq!(doc["spec"]["replicas"], 3);
-                for probe in ["livenessProbe", "readinessProbe"] {
-                    assert_eq!(c[probe]["httpGet"]["path"], "/health", "{f} {probe}");
+            // Every stage gets its time: uvicorn's graceful timeout is
+            // derived below smartem-init's grace period (unit-tested), and
+            // the kubelet's SIGKILL comes at least 5 s after smartem-init's.
+            let grace: u64 = get("SMARTEM_GRACE_PERIOD").unwrap().parse().unwrap();
+            assert!(
+                pod["terminationGracePeriodSeconds"].as_u64().unwrap() >= grace + 5,
+                "{f}: terminationGracePeriodSeconds >= SMARTEM_GRACE_PERIOD + 5"
+            );
+            // Settings come from the ConfigMap and the Secret.
+            let from: Vec<_> = c["envFrom"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    e["configMapRef"]["name"]
+                        .as_str()
+                        .or(e["secretRef"]["name"].as_str())
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            assert_eq!(from, ["smartem-config", "smartem-secrets"], "{f}");
+            let mounts = c["volumeMounts"].as_array().unwrap();
+            let tmp = mounts
+                .iter()
+                .find(|m| m["mountPath"] == "/tmp")
+                .expect("/tmp");
+            let vol = pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == tmp["name"])
+                .unwrap();
+            assert!(vol.get("emptyDir").is_some(), "{f}: /tmp is an emptyDir");
+            match get("ROLE").as_deref() {
+                Some("api") => {
+                    assert_eq!(doc["spec"]["replicas"], 3);
+                    assert_eq!(
+                        get("SMARTEM_SKIP_MIGRATIONS").as_deref(),
+                        Some("1"),
+                        "{f}: the Job migrates"
+                    );
+                    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/health", "{f}");
+                    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/status", "{f}");
                 }
+                Some("worker") => {
+                    assert_eq!(
+                        c["readinessProbe"]["exec"]["command"],
+                        serde_json::json!(["/smartem-init", "healthcheck"]),
+                        "{f}"
+                    );
+                    assert!(
+                        c.get("livenessProbe").is_none(),
+                        "{f}: the consumer reconnects by itself"
+                    );
+                }
+                Some("migrate") => {
+                    assert_eq!(doc["kind"], "Job", "{f}");
+                    assert_eq!(pod["restartPolicy"], "Never", "{f}");
+                }
+                other => panic!("{f}: ROLE {other:?}"),
+            }
+            if get("ROLE").as_deref() != Some("migrate") {
+                let dls = mounts
+                    .iter()
+                    .find(|m| m["mountPath"] == "/dls")
+                    .expect("/dls mount");
+                assert_eq!(dls["readOnly"], true, "{f}");
             }
         }
     }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap/smartem-config",
+            "Deployment/smartem-api",
+            "Deployment/smartem-worker",
+            "Job/smartem-migrate-0-1-3",
+            "Secret/smartem-secrets",
+            "Service/smartem-api",
+        ]
+    );
 }

@@ -145,3 +145,40 @@ fn help_and_version_exit_0() {
     assert_eq!(code, 0);
     assert!(out.starts_with("smartem-init "));
 }
+
+#[test]
+fn home_of_a_uid_without_passwd_entry_is_labelled_as_a_default() {
+    if !need_root() {
+        return;
+    }
+    let (code, out, err) = run(&[
+        "--dry-run",
+        "--user",
+        "4321",
+        "--data-dir",
+        "/tmp",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let env = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("environment"))
+        .expect(&out);
+    assert!(
+        env.contains("HOME=/ (default: uid 4321 has no passwd entry)"),
+        "{env}"
+    );
+    assert!(!env.contains("(passwd)"), "{env}");
+    let (code, out, err) = run(&[
+        "--dry-run",
+        "--user",
+        "nobody",
+        "--data-dir",
+        "/tmp",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("HOME=/nonexistent (passwd)"), "{out}");
+}

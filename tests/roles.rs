@@ -64,7 +64,7 @@ impl Fake {
 }
 
 const UVICORN_8000: &str =
-    "uvicorn smartem_backend.api_server:app --host 0.0.0.0 --port 8000 --timeout-graceful-shutdown 30";
+    "uvicorn smartem_backend.api_server:app --host 0.0.0.0 --port 8000 --timeout-graceful-shutdown 20";
 
 #[test]
 fn api_runs_the_migration_then_uvicorn() {
@@ -441,4 +441,207 @@ fn healthcheck_exit_codes() {
 
     let (code, _, _) = run(&["healthcheck", "https://127.0.0.1/health"]);
     assert_eq!(code, 64);
+}
+
+#[test]
+fn healthcheck_sees_the_port_and_role_from_dotenv_as_the_service_does() {
+    let f = Fake::new();
+    let ok = serve(200, Duration::ZERO);
+    // The service would listen on the .env port, so that is what is probed.
+    std::fs::write(f.app().join(".env"), format!("HTTP_API_PORT={ok}\n")).unwrap();
+    let (code, _, err) = run_cmd(f.cmd().arg("healthcheck"));
+    assert_eq!(code, 0, "{err}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(f.app().join(".env"), format!("HTTP_API_PORT={closed}\n")).unwrap();
+    let (code, _, err) = run_cmd(f.cmd().arg("healthcheck"));
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("127.0.0.1:{closed}/health")), "{err}");
+    // The real environment wins over .env, as for the service.
+    let (code, _, err) = run_cmd(
+        f.cmd()
+            .env("HTTP_API_PORT", ok.to_string())
+            .arg("healthcheck"),
+    );
+    assert_eq!(code, 0, "{err}");
+    // Under Kubernetes .env is not read, by the service or the check.
+    let (code, _, _) = run_cmd(
+        f.cmd()
+            .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+            .arg("healthcheck"),
+    );
+    assert_eq!(code, 1, "default port 8000 has nothing listening");
+    // ROLE=worker from .env: no HTTP probe; not PID 1 here, so no service.
+    std::fs::write(
+        f.app().join(".env"),
+        format!("ROLE=worker\nHTTP_API_PORT={ok}\n"),
+    )
+    .unwrap();
+    let (code, _, err) = run_cmd(f.cmd().arg("healthcheck"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("healthcheck (worker)") && err.contains("no smartem-init"),
+        "{err}"
+    );
+}
+
+/// `smartem-init healthcheck` run inside `init`'s PID and mount namespace,
+/// with `env`: what a probe exec'd into the container does.
+fn healthcheck_in(init: &Pid1, env: &[(&str, String)]) -> (i32, String, String) {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--target={}", init.pid))
+        .args(["--pid", "--mount"])
+        .arg(bin())
+        .arg("healthcheck")
+        .env_clear();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run_cmd(&mut c)
+}
+
+#[test]
+fn worker_healthcheck_needs_the_running_service_and_its_broker_connection() {
+    if !need_pid_ns() {
+        return;
+    }
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = broker.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in broker.incoming().take(4).flatten() {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let svc = testsvc();
+    for (worker_cmd, broker_env, healthy) in [
+        (format!("{svc} connect 127.0.0.1:{port}"), true, true),
+        (format!("{svc} sleep"), true, false),
+        (format!("{svc} sleep"), false, true),
+    ] {
+        let mut env = vec![
+            ("ROLE", "worker".to_string()),
+            ("SMARTEM_WORKER_CMD", worker_cmd.clone()),
+            ("SMARTEM_DATA_DIR", "/tmp".to_string()),
+            ("PATH", "/usr/bin:/bin".to_string()),
+        ];
+        if broker_env {
+            env.push(("RABBITMQ_PORT", port.to_string()));
+        }
+        let init = Pid1::start_with(&[], |c| {
+            c.env_clear();
+            for (k, v) in &env {
+                c.env(k, v);
+            }
+        });
+        wait_until(Duration::from_secs(5), "the worker to start", || {
+            !children(init.pid).is_empty()
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let (code, out, err) = loop {
+            let r = healthcheck_in(&init, &env);
+            if r.0 == 0 || !healthy || std::time::Instant::now() > deadline {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if healthy {
+            assert_eq!(
+                code, 0,
+                "{worker_cmd} (RABBITMQ_PORT: {broker_env}): {out}{err}"
+            );
+        } else {
+            assert_eq!(code, 1, "{worker_cmd}: {out}{err}");
+            assert!(
+                err.contains(&format!(
+                    "no established connection to RABBITMQ_PORT {port}"
+                )),
+                "{err}"
+            );
+        }
+        init.signal(libc::SIGTERM);
+        let (code, _, err) = init.wait(Duration::from_secs(5));
+        // connect exits 0 on SIGTERM; sleep keeps the default and dies of it.
+        let stopped = if worker_cmd.contains("connect") {
+            0
+        } else {
+            143
+        };
+        assert_eq!(code, stopped, "{err}");
+    }
+}
+
+#[test]
+fn a_denied_exec_names_the_uid_and_the_directory_and_the_dry_run_predicts_it() {
+    if !need_root() {
+        return;
+    }
+    // /opt/app/bin/serve behind a 0700 directory, reached through a symlink:
+    // root can stat it, uid 65534 can't search its way there.
+    let t = shared_tempdir();
+    let private = t.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::copy(testsvc(), private.join("serve")).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&private, t.path().join("app")).unwrap();
+    let via_link = t.path().join("app/serve");
+    let run = |dry: bool| {
+        let mut c = Command::new(bin());
+        c.args(["--user", "65534:65534", "--data-dir", "/tmp"]);
+        if dry {
+            c.arg("--dry-run");
+        }
+        run_cmd(c.arg("--").arg(&via_link).arg("status"))
+    };
+    for dry in [true, false] {
+        let (code, out, err) = run(dry);
+        assert_eq!(code, 126, "dry {dry}: {out}{err}");
+        let line = err.lines().last().unwrap_or("");
+        assert!(
+            line.contains(&format!("directory {}", private.display()))
+                && line.contains("mode 0700")
+                && line.contains("denies search to uid 65534"),
+            "dry {dry}: {err}"
+        );
+        assert_eq!(
+            err.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{err}"
+        );
+    }
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, out, err) = run(false);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_failed_migration_names_its_command_workdir_and_the_missing_alembic_ini() {
+    let f = Fake::new();
+    let (code, out, err) = run_cmd(f.cmd().env("MIGRATE_EXIT", "2").arg("--dry-run"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("alembic.ini is missing"),
+        "the dry run warns: {out}"
+    );
+    let (code, _, err) = run_cmd(f.cmd().env("MIGRATE_EXIT", "2"));
+    assert_eq!(code, 2, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("pre-start step `"))
+        .expect(&err);
+    assert!(
+        line.contains("`python -m alembic upgrade head`")
+            && line.contains(&format!("in {}", f.app().display()))
+            && line.contains("failed with exit code 2")
+            && line.contains("alembic.ini is missing"),
+        "{line}"
+    );
+    std::fs::write(f.app().join("alembic.ini"), "[alembic]\n").unwrap();
+    let (code, _, err) = run_cmd(f.cmd().env("MIGRATE_EXIT", "2"));
+    assert_eq!(code, 2);
+    assert!(!err.contains("alembic.ini is missing"), "{err}");
 }

@@ -7,6 +7,8 @@
 //!   bind ADDR              bind a TCP socket: exit 0 if allowed, 1 if not
 //!   signals FILE           append the name of every signal received to FILE;
 //!                          exit 0 on SIGTERM
+//!   connect ADDR           hold a TCP connection to ADDR (a broker's stand-in);
+//!                          SIGTERM/SIGINT: exit 0
 //!   ignore-term            ignore SIGTERM and wait forever
 //!   sleep                  wait forever with default signal dispositions
 //!   argv FILE [ARG...]     append the arguments as one line to FILE, exit 0
@@ -223,6 +225,11 @@ fn main() {
                     std::process::exit(0);
                 }
             }
+        }
+        Some("connect") => {
+            let set = block_all();
+            let _conn = std::net::TcpStream::connect(arg(1)).expect("connect");
+            while !matches!(wait_signal(&set), libc::SIGTERM | libc::SIGINT) {}
         }
         Some("ignore-term") => {
             // SAFETY: setting a disposition to SIG_IGN.
