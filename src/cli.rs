@@ -44,6 +44,10 @@ struct IdentityArgs {
     /// Data directory checked for readability as the service's user
     #[arg(long, env = "SMARTEM_DATA_DIR", value_name = "PATH")]
     data_dir: Option<PathBuf>,
+    /// Seconds each file-system step before the service starts may take (reading passwd, group, .env;
+    /// looking at the workdir and PATH) before it is reported as stalled [default: 5]
+    #[arg(long, env = "SMARTEM_IO_TIMEOUT", value_name = "SECS", value_parser = parse_secs)]
+    io_timeout: Option<Duration>,
     /// Directory holding the passwd and group files (for tests and odd images)
     #[arg(
         long,
@@ -185,6 +189,8 @@ pub struct IdentityConfig {
     pub user: Option<String>,
     pub data_dir: PathBuf,
     pub etc_dir: PathBuf,
+    /// Bound on each file-system step before the service starts.
+    pub io_timeout: Duration,
 }
 
 /// Run mode, validated.
@@ -242,6 +248,7 @@ pub enum Command {
 pub const DEFAULT_DATA_DIR: &str = "/dls";
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 pub const DEFAULT_DATA_DIR_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Parses argv (program name first). Usage errors are one line, exit 64.
 pub fn parse(args: Vec<OsString>) -> Result<Command> {
@@ -351,6 +358,7 @@ fn identity(a: IdentityArgs) -> Result<IdentityConfig> {
             nonempty(a.etc_dir).unwrap_or_else(|| "/etc".into()),
             "--etc-dir/SMARTEM_ETC_DIR",
         )?,
+        io_timeout: a.io_timeout.unwrap_or(DEFAULT_IO_TIMEOUT),
     })
 }
 
@@ -386,6 +394,10 @@ fn log_level(verbose: u8, quiet: u8) -> Result<Level> {
                 format!("SMARTEM_INIT_LOG={v:?} is not a level; use debug, info, warn or error"),
             )
         }),
+        Err(std::env::VarError::NotUnicode(v)) => Err(fail(
+            Code::Usage,
+            format!("SMARTEM_INIT_LOG={v:?} is not a level (not even UTF-8); use debug, info, warn or error"),
+        )),
         _ => Ok(Level::Info),
     }
 }

@@ -55,6 +55,7 @@ impl Verdict {
 /// stat, classified: the metadata of a directory, or the verdict that
 /// ends the check (absent, not a directory, refused).
 fn stat_dir(path: &Path) -> Result<std::fs::Metadata, Verdict> {
+    crate::deadline::doing(format!("checking the data dir {}", path.display()));
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(m),
         Ok(_) => Err(Verdict::NotADirectory),

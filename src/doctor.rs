@@ -124,7 +124,23 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
             fmt_ids(&cur.groups)
         ),
     );
-    let db = EtcDb::load(&cfg.id.etc_dir);
+    // Every file-system look is a bounded step: doctor is what an operator
+    // runs when something is wrong, a stalled mount included.
+    let local = crate::deadline::all_local();
+    let timeout = cfg.id.io_timeout;
+    let etc_dir = cfg.id.etc_dir.clone();
+    let db = match crate::deadline::run_or_stalled(
+        "reading passwd and group",
+        timeout,
+        local,
+        move || EtcDb::load(&etc_dir),
+    )? {
+        Some(db) => db,
+        None => Err(crate::error::fail(
+            crate::error::Code::OsErr,
+            crate::deadline::stalled_msg("reading passwd and group", timeout),
+        )),
+    };
     let mut who = Who {
         uid: cur.euid,
         gid: cur.egid,
@@ -185,8 +201,32 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut paths: Vec<PathBuf> = vec![cfg.id.data_dir.clone()];
     paths.extend(cfg.paths.iter().filter(|p| **p != cfg.id.data_dir).cloned());
-    for (i, path) in paths.iter().enumerate() {
-        path_rows(&mut r, path, i == 0, &who, (cur.euid, cur.egid), &mountinfo);
+    for (i, path) in paths.into_iter().enumerate() {
+        let (w, current, mi) = (who.clone(), (cur.euid, cur.egid), mountinfo.clone());
+        let p = path.clone();
+        let step = format!("checking {}", path.display());
+        let rows = crate::deadline::run_or_stalled(&step, timeout, local, move || {
+            let mut part = Report {
+                out: String::new(),
+                problems: 0,
+            };
+            path_rows(&mut part, &p, i == 0, &w, current, &mi, timeout);
+            part
+        })?;
+        match rows {
+            Some(part) => {
+                r.out.push_str(&part.out);
+                r.problems += part.problems;
+            }
+            None => {
+                r.section(&format!(
+                    "{} {}",
+                    if i == 0 { "data dir" } else { "path" },
+                    path.display()
+                ));
+                r.verdict(false, &crate::deadline::stalled_msg(&step, timeout));
+            }
+        }
     }
 
     let _ = writeln!(
@@ -259,12 +299,14 @@ fn path_rows(
     who: &Who,
     current: (u32, u32),
     mountinfo: &str,
+    timeout: Duration,
 ) {
     r.section(&format!(
         "{} {}",
         if is_data_dir { "data dir" } else { "path" },
         path.display()
     ));
+    crate::deadline::doing(format!("looking at {}", path.display()));
     let meta = std::fs::metadata(path);
     r.row(
         "exists",
@@ -303,7 +345,7 @@ fn path_rows(
     }
     // Ask the kernel when we already are the service's user; otherwise
     // predict from the mode bits (becoming the user would change things).
-    let (verdict, asked) = datadir::assess(path, who, current, Duration::from_secs(5));
+    let (verdict, asked) = datadir::assess(path, who, current, timeout);
     let how = if asked {
         "checked"
     } else {

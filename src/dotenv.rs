@@ -7,6 +7,11 @@
 use crate::error::{fail, Code, Result};
 use std::ffi::OsString;
 
+/// Largest `.env` read (passwd and group have 16 MiB): a settings file is
+/// kilobytes; anything near this is a mistake (`.env -> /dev/zero`), and
+/// every byte goes into the service's environment, which execve limits.
+pub const MAX_FILE: u64 = 1024 * 1024;
+
 pub fn parse(text: &str, origin: &str) -> Result<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {

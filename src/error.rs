@@ -60,8 +60,15 @@ pub fn code(err: &anyhow::Error) -> Code {
         .map_or(Code::Software, |f| f.code)
 }
 
-/// The process status for an error: its code as a number (70 if none).
+/// The process status for an error: its code as a number (70 if none), or
+/// 128+N when start-up was ended by signal N.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if let Some(t) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<crate::deadline::Terminated>())
+    {
+        return 128 + t.signal;
+    }
     code(err) as i32
 }
 

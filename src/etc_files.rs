@@ -94,33 +94,15 @@ impl EtcDb {
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>> {
-    use std::io::Read;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(fail(
-                Code::Config,
-                format!(
-                    "cannot read {}: {e}; make it readable (mode 0644)",
-                    path.display()
-                ),
-            ))
-        }
+    let Some(bytes) = crate::config_file::read(
+        path,
+        MAX_FILE,
+        "passwd/group file",
+        "make it readable (mode 0644)",
+    )?
+    else {
+        return Ok(None);
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(Code::Config, format!("cannot read {}: {e}", path.display())))?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(fail(
-            Code::Config,
-            format!(
-                "{} is larger than {MAX_FILE} bytes; is it really a passwd/group file?",
-                path.display()
-            ),
-        ));
-    }
     String::from_utf8(bytes).map(Some).map_err(|_| {
         fail(
             Code::Config,

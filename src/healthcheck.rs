@@ -57,7 +57,12 @@ pub fn status_of(head: &str) -> Option<u16> {
     if !proto.starts_with("HTTP/") {
         return None;
     }
-    parts.next()?.parse().ok()
+    // Exactly three digits: u16's parser would take "+204" as 204.
+    let code = parts.next()?;
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    code.parse().ok()
 }
 
 fn get(host: &str, port: u16, path: &str, timeout: Duration) -> Result<u16, String> {
@@ -238,9 +243,12 @@ fn service_running(plan: &crate::plan::Plan, init: Option<i32>) -> Result<String
     }
 }
 
+/// The plan as a start would make it, bounded like a start: a probe must
+/// not hang on a stalled mount either.
 fn plan_for(cfg: &RunConfig) -> Result<crate::plan::Plan, String> {
     let facts = crate::run::gather_facts().map_err(|e| format!("{e:#}"))?;
-    crate::plan::build(cfg, &facts).map_err(|e| format!("{e:#}"))
+    crate::run::bounded_plan(cfg, &facts, crate::deadline::all_local())
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// Exit code: 0 healthy, 1 not (or bad URL: 64).
@@ -349,6 +357,9 @@ mod tests {
         assert_eq!(status_of("HTTP/1.1 200 OK"), Some(200));
         assert_eq!(status_of("HTTP/1.0 503 Service Unavailable\r"), Some(503));
         assert_eq!(status_of("SSH-2.0-OpenSSH"), None);
+        assert_eq!(status_of("HTTP/1.1 +204 No Content"), None);
+        assert_eq!(status_of("HTTP/1.1 2000 X"), None);
+        assert_eq!(status_of("HTTP/1.1 20 X"), None);
         assert_eq!(status_of(""), None);
     }
 }

@@ -159,11 +159,24 @@ fn is_number(s: &str) -> bool {
 /// Refuses a setuid/setgid installation: smartem-init is not a sudo.
 pub fn check_not_setuid(cur: &Current) -> Result<()> {
     if cur.ruid != cur.euid || cur.rgid != cur.egid {
+        // Only the ids are known here: differing uids are most likely the
+        // setuid bit, differing gids alone the setgid bit or a caller that
+        // set them apart (setpriv --egid, sg). Say which ids differ.
+        let which = match (cur.ruid != cur.euid, cur.rgid != cur.egid) {
+            (true, true) => "real and effective uid and gid differ",
+            (true, false) => "real and effective uid differ",
+            _ => "real and effective gid differ",
+        };
+        let cause = if cur.ruid != cur.euid {
+            "smartem-init is probably installed setuid: remove the bit with chmod u-s"
+        } else {
+            "smartem-init is installed setgid (remove the bit with chmod g-s) or was started with \
+             an effective gid of its caller's choosing: start it with one gid"
+        };
         return Err(fail(
             Code::NoPerm,
             format!(
-                "smartem-init is installed setuid/setgid (real uid {} gid {}, effective uid {} gid {}); \
-                 refusing to run: remove the bit with chmod u-s,g-s",
+                "{which} (real uid {} gid {}, effective uid {} gid {}); refusing to run, it is not a sudo: {cause}",
                 cur.ruid, cur.rgid, cur.euid, cur.egid
             ),
         ));

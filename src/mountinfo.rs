@@ -4,7 +4,8 @@
 /// One mount: the fields smartem-init uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<'a> {
-    /// With mountinfo's `\040` turned back into a space.
+    /// With mountinfo's octal escapes (`\040` space, `\011` tab, `\012`
+    /// newline, `\134` backslash) turned back into their characters.
     pub mount_point: String,
     pub options: &'a str,
     /// "?" when the line names none.
@@ -16,13 +17,37 @@ pub struct Entry<'a> {
 pub fn parse_line(line: &str) -> Option<Entry<'_>> {
     let (left, right) = line.split_once(" - ")?;
     let mut fields = left.split_whitespace().skip(4);
-    let mount_point = fields.next()?.replace("\\040", " ");
+    let mount_point = unescape(fields.next()?);
     let options = fields.next()?;
     Some(Entry {
         mount_point,
         options,
         fstype: right.split_whitespace().next().unwrap_or("?"),
     })
+}
+
+/// The kernel writes space, tab, newline and backslash in mountinfo paths
+/// as a backslash and three octal digits; anything else stays as it is.
+pub fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = |c: u8| (b'0'..=b'7').contains(&c);
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..=i + 3].iter().all(|c| octal(*c)) {
+            let v = b[i + 1..=i + 3]
+                .iter()
+                .fold(0u32, |acc, c| acc * 8 + (c - b'0') as u32);
+            if let Ok(byte) = u8::try_from(v) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -38,5 +63,14 @@ mod tests {
         assert_eq!(e.fstype, "ext4");
         assert_eq!(parse_line("no separator here"), None);
         assert_eq!(parse_line("1 2 - ext4 x rw"), None);
+    }
+
+    #[test]
+    fn every_escape_the_kernel_writes() {
+        assert_eq!(unescape("/a\\040b\\011c\\012d\\134e"), "/a b\tc\nd\\e");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape("/x\\04"), "/x\\04", "too short: left alone");
+        assert_eq!(unescape("/x\\999"), "/x\\999", "not octal: left alone");
+        assert_eq!(unescape("/end\\"), "/end\\");
     }
 }

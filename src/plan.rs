@@ -23,6 +23,12 @@ pub struct Facts {
     pub creds: CredState,
     pub stdin_tty: bool,
     pub env: Vec<(OsString, OsString)>,
+    /// /proc/sys/kernel/ngroups_max: setgroups refuses more groups.
+    pub ngroups_max: usize,
+    /// /proc/self/setgroups says "deny" (a user namespace set up so).
+    pub setgroups_denied: bool,
+    /// /proc/self/uid_map is not the identity map of the initial namespace.
+    pub in_userns: bool,
 }
 
 /// A program to run: the argv as given and the file found for argv[0].
@@ -59,6 +65,8 @@ pub struct Plan {
     pub data_dir: PathBuf,
     pub require_data_dir: bool,
     pub data_dir_timeout: Duration,
+    /// Bound on each file-system step before the service (chdir).
+    pub io_timeout: Duration,
     pub grace: Duration,
     pub tty: bool,
     /// Facts worth knowing that change nothing (shown by --dry-run).
@@ -116,14 +124,23 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
 
     // Working directory and .env.
     let workdir = match &cfg.workdir {
-        Some(w) if w.is_dir() => Some(w.clone()),
+        Some(w) if {
+            crate::deadline::doing(format!("looking at the workdir {}", w.display()));
+            w.is_dir()
+        } =>
+        {
+            Some(w.clone())
+        }
         Some(w) => {
             return Err(fail(
                 Code::Config,
                 format!("workdir {} does not exist or is not a directory; create it or fix --workdir/SMARTEM_WORKDIR", w.display()),
             ))
         }
-        None => Some(PathBuf::from("/app")).filter(|p| p.is_dir()),
+        None => {
+            crate::deadline::doing("looking for /app");
+            Some(PathBuf::from("/app")).filter(|p| p.is_dir())
+        }
     };
     let mut env = facts.env.clone();
     let mut env_added = Vec::new();
@@ -228,6 +245,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
         data_dir: cfg.id.data_dir.clone(),
         require_data_dir: cfg.require_data_dir,
         data_dir_timeout: cfg.data_dir_timeout,
+        io_timeout: cfg.id.io_timeout,
         grace: cfg.grace_period,
         tty: facts.stdin_tty,
         notes,
@@ -261,6 +279,47 @@ fn plan_drop(
         }
         _ => None,
     };
+    let mut skip_setgroups = false;
+    if let (Some((_, _, groups)), Action::Switch(t)) = (&switch_to, action) {
+        if groups.len() > facts.ngroups_max {
+            return Err(fail(
+                Code::NoPerm,
+                format!(
+                    "{} is in {} groups, more than this kernel allows (NGROUPS_MAX {}); \
+                     remove some of its memberships in the group file",
+                    t.describe(),
+                    groups.len(),
+                    facts.ngroups_max
+                ),
+            ));
+        }
+        if facts.setgroups_denied {
+            let mut want = groups.clone();
+            let mut have = facts.current.groups.clone();
+            want.sort_unstable();
+            want.dedup();
+            have.sort_unstable();
+            have.dedup();
+            if want != have {
+                return Err(fail(
+                    Code::NoPerm,
+                    format!(
+                        "switching to {} needs setgroups({}), which this user namespace denies \
+                         (/proc/self/setgroups: deny; the groups now: {}); allow setgroups in the namespace, \
+                         or start with those groups",
+                        t.describe(),
+                        fmt_ids(&want),
+                        fmt_ids(&have)
+                    ),
+                ));
+            }
+            skip_setgroups = true;
+            notes.push(format!(
+                "setgroups left out: this user namespace denies it and the groups already are {}",
+                fmt_ids(&want)
+            ));
+        }
+    }
     // A kept capability must be one the process has to give.
     let source = if switch_to.is_some() {
         facts.creds.bounding
@@ -295,6 +354,8 @@ fn plan_drop(
         clear_bounding: setpcap,
         lock_securebits: setpcap && cfg.keep_caps.is_empty(),
         supported: crate::privileges::caps_in(facts.creds.supported),
+        skip_setgroups,
+        in_userns: facts.in_userns,
     })
 }
 
@@ -311,6 +372,9 @@ pub fn alembic_hint(argv: &[OsString], cwd: &Path) -> Option<String> {
         .iter()
         .any(|a| a == "-c" || a == "--config" || a.to_string_lossy().starts_with("--config="));
     let ini = cwd.join("alembic.ini");
+    if is_alembic && !has_config {
+        crate::deadline::doing(format!("looking for {}", ini.display()));
+    }
     (is_alembic && !has_config && !ini.exists()).then(|| {
         format!(
             "{} is missing: alembic looks for it in the working directory; ship one in the image \
@@ -336,26 +400,21 @@ fn load_dotenv(
             path.display()
         ));
     }
-    let text = match std::fs::read(&path) {
-        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
-            fail(
-                Code::Config,
-                format!("{} is not valid UTF-8; save it as UTF-8", path.display()),
-            )
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(format!("{} absent", path.display()))
-        }
-        Err(e) => {
-            return Err(fail(
-                Code::Config,
-                format!(
-                    "cannot read {}: {e}; make it readable or remove it",
-                    path.display()
-                ),
-            ))
-        }
+    let bytes = crate::config_file::read(
+        &path,
+        dotenv::MAX_FILE,
+        ".env file",
+        "make it readable or remove it",
+    )?;
+    let Some(bytes) = bytes else {
+        return Ok(format!("{} absent", path.display()));
     };
+    let text = String::from_utf8(bytes).map_err(|_| {
+        fail(
+            Code::Config,
+            format!("{} is not valid UTF-8; save it as UTF-8", path.display()),
+        )
+    })?;
     let vars = dotenv::parse(&text, &path.display().to_string())?;
     let total = vars.len();
     let names = dotenv::merge(env, vars);

@@ -39,6 +39,13 @@ pub struct DropPlan {
     pub lock_securebits: bool,
     /// Every supported capability, for the bounding-set drop.
     pub supported: Vec<Capability>,
+    /// setgroups() is denied (a user namespace's /proc/self/setgroups says
+    /// "deny") and the groups already are the target's: the call is left
+    /// out rather than failing. The plan refuses the switch when they differ.
+    pub skip_setgroups: bool,
+    /// Inside a user namespace: a refused step is about its uid/gid maps,
+    /// not about missing capabilities, and the message says so.
+    pub in_userns: bool,
 }
 
 /// A capability set as the kernel keeps it: bit N is capability N.
@@ -102,12 +109,19 @@ fn step_failed(step: &str, err: io::Error, hint: &str) -> anyhow::Error {
 
 const NEED_ROOT_CAPS: &str =
     "the container lacks CAP_SETUID/CAP_SETGID/CAP_SETPCAP (capabilities dropped?): start it as the target user instead (runAsUser)";
+const IN_USERNS: &str =
+    "this is a user namespace: the target uid and gid must be mapped in it (/proc/self/uid_map, gid_map) and setgroups allowed (/proc/self/setgroups)";
 
 /// Performs the drop, top to bottom. Each step is in its place for a reason
 /// given beside it; the first failure stops everything (the caller exits
 /// without starting anything, so a half-dropped process never runs code).
 pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
     let keep: CapsHashSet = plan.keep.iter().copied().collect();
+    let need_root_caps = if plan.in_userns {
+        IN_USERNS
+    } else {
+        NEED_ROOT_CAPS
+    };
 
     // First, because it needs no privilege and from here on no execve can
     // gain privileges (setuid bits, file capabilities), whatever follows.
@@ -125,7 +139,7 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
     let keepcaps = !keep.is_empty() && switching_away_from_root;
     if keepcaps {
         sys.set_keepcaps(true)
-            .map_err(|e| step_failed("prctl(PR_SET_KEEPCAPS, 1)", e, NEED_ROOT_CAPS))?;
+            .map_err(|e| step_failed("prctl(PR_SET_KEEPCAPS, 1)", e, need_root_caps))?;
     }
 
     // Bounding set and securebits need CAP_SETPCAP in the effective set,
@@ -133,7 +147,7 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
     if plan.clear_bounding {
         for cap in plan.supported.iter().filter(|c| !keep.contains(c)) {
             sys.drop_bounding(*cap).map_err(|e| {
-                step_failed(&format!("prctl(PR_CAPBSET_DROP, {cap})"), e, NEED_ROOT_CAPS)
+                step_failed(&format!("prctl(PR_CAPBSET_DROP, {cap})"), e, need_root_caps)
             })?;
         }
     }
@@ -141,27 +155,30 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
         // NO_SETUID_FIXUP means setresuid() will leave the capability sets
         // alone: they are cleared explicitly below and verified after.
         sys.set_securebits(LOCKED_SECUREBITS)
-            .map_err(|e| step_failed("prctl(PR_SET_SECUREBITS)", e, NEED_ROOT_CAPS))?;
+            .map_err(|e| step_failed("prctl(PR_SET_SECUREBITS)", e, need_root_caps))?;
     }
 
     if let Some((uid, gid, groups)) = &plan.switch_to {
         // Groups, then gid, then uid: the first two need CAP_SETGID, which
-        // the uid change drops. setgroups() is never skipped, so root's
-        // supplementary groups cannot leak into the service.
-        sys.setgroups(groups)
-            .map_err(|e| step_failed(&format!("setgroups({groups:?})"), e, NEED_ROOT_CAPS))?;
+        // the uid change drops. setgroups() is skipped only where the user
+        // namespace denies it and the groups already are the target's (the
+        // plan checked), so root's supplementary groups cannot leak.
+        if !plan.skip_setgroups {
+            sys.setgroups(groups)
+                .map_err(|e| step_failed(&format!("setgroups({groups:?})"), e, need_root_caps))?;
+        }
         sys.setresgid(*gid).map_err(|e| {
             step_failed(
                 &format!("setresgid({gid}, {gid}, {gid})"),
                 e,
-                NEED_ROOT_CAPS,
+                need_root_caps,
             )
         })?;
         sys.setresuid(*uid).map_err(|e| {
             step_failed(
                 &format!("setresuid({uid}, {uid}, {uid})"),
                 e,
-                NEED_ROOT_CAPS,
+                need_root_caps,
             )
         })?;
     }
@@ -564,6 +581,8 @@ mod tests {
 
     fn plan(keep: Vec<Capability>) -> DropPlan {
         DropPlan {
+            skip_setgroups: false,
+            in_userns: false,
             switch_to: Some((5000, 5000, vec![6000])),
             lock_securebits: keep.is_empty(),
             keep,
@@ -690,6 +709,8 @@ mod tests {
         let mut sys = Recorder::root();
         let start = sys.state.clone();
         let p = DropPlan {
+            skip_setgroups: false,
+            in_userns: false,
             switch_to: None,
             ..plan(vec![])
         };

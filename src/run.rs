@@ -4,6 +4,7 @@
 
 use crate::cli::{Format, RunConfig};
 use crate::datadir;
+use crate::deadline;
 use crate::error::{fail, os_fail, Code, Result};
 use crate::identity::Current;
 use crate::plan::{self, Facts, Plan};
@@ -30,24 +31,51 @@ pub fn gather_facts() -> Result<Facts> {
         creds,
         stdin_tty: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
         env: std::env::vars_os().collect(),
+        ngroups_max: std::fs::read_to_string("/proc/sys/kernel/ngroups_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(65536),
+        setgroups_denied: std::fs::read_to_string("/proc/self/setgroups")
+            .is_ok_and(|s| s.trim() == "deny"),
+        in_userns: std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]),
     })
+}
+
+/// plan::build in a bounded step: it reads passwd, group and .env and looks
+/// at the workdir and PATH, any of which may sit on a stalled mount.
+pub fn bounded_plan(cfg: &RunConfig, facts: &Facts, local: bool) -> Result<Plan> {
+    let (c, f) = (cfg.clone(), facts.clone());
+    deadline::run("planning", cfg.id.io_timeout, local, move || {
+        plan::build(&c, &f)
+    })?
 }
 
 pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
     let facts = gather_facts()?;
-    let plan = plan::build(cfg, &facts)?;
+    let local = deadline::all_local();
+    let plan = bounded_plan(cfg, &facts, local)?;
     if cfg.dry_run {
-        return Ok(dry_run(cfg, &plan));
+        let p = plan.clone();
+        // A stall is the verdict the real run would reach: shown, and
+        // fatal only with --require-data-dir, as there.
+        let verdict = deadline::run_or_stalled(
+            "predicting the data-dir check",
+            cfg.data_dir_timeout,
+            local,
+            move || p.predict_data_dir(),
+        )?
+        .unwrap_or(datadir::Verdict::Stalled(cfg.data_dir_timeout));
+        return Ok(dry_run(cfg, &plan, verdict));
     }
     if let Some((code, msg)) = plan.problems.first() {
         return Err(fail(*code, msg.clone()));
     }
-    apply(&plan, inherited, &facts)
+    apply(&plan, inherited, &facts, local)
 }
 
-fn dry_run(cfg: &RunConfig, plan: &Plan) -> i32 {
+fn dry_run(cfg: &RunConfig, plan: &Plan, verdict: datadir::Verdict) -> i32 {
     use std::io::Write;
-    let verdict = plan.predict_data_dir();
     let text = match cfg.format {
         Format::Text => plan.to_text(&verdict),
         Format::Json => plan.to_json(&verdict),
@@ -69,7 +97,7 @@ fn dry_run(cfg: &RunConfig, plan: &Plan) -> i32 {
     0
 }
 
-fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts) -> Result<i32> {
+fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Result<i32> {
     // Last validation: argv and environment as C strings.
     let pre_start = plan
         .pre_start
@@ -84,27 +112,46 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts) -> Result<i32> {
 
     // Side effects from here on.
     if !plan.pid1 {
-        // Not PID 1: orphans of the service must still come to us to be reaped.
-        nix::sys::prctl::set_child_subreaper(true)
-            .map_err(|e| os_fail("prctl(PR_SET_CHILD_SUBREAPER)", e))?;
+        // Not PID 1: orphans of the service should still come to us to be
+        // reaped. Where the kernel (or qemu-user) refuses, go on as tini
+        // does: the service's own children are still reaped, only orphans
+        // go to the namespace's init instead.
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            warn!(
+                "cannot become a child subreaper (prctl(PR_SET_CHILD_SUBREAPER): {e}); \
+                 going on: orphans of the service will be reaped by PID 1 instead"
+            );
+        }
     }
     privileges::drop_privileges(&mut RealSys, &plan.drop)?;
     privileges::verify(&mut RealSys, &plan.drop, &facts.creds)?;
 
-    if let Some(dir) = &plan.workdir {
-        nix::unistd::chdir(dir.as_path()).map_err(|e| {
-            fail(
-                Code::Config,
-                format!(
-                    "cannot enter workdir {} as uid {}: {e}; fix its permissions",
-                    dir.display(),
-                    plan.who.uid
-                ),
-            )
-        })?;
+    // After the drop, threads are harmless (they get the new identity), and
+    // every helper before it has finished: deadline::run returns only then.
+    if let Some(dir) = plan.workdir.clone() {
+        let uid = plan.who.uid;
+        deadline::run("entering the workdir", plan.io_timeout, local, move || {
+            crate::deadline::doing(format!("entering the workdir {}", dir.display()));
+            nix::unistd::chdir(dir.as_path()).map_err(|e| {
+                fail(
+                    Code::Config,
+                    format!(
+                        "cannot enter workdir {} as uid {uid}: {e}; fix its permissions",
+                        dir.display()
+                    ),
+                )
+            })
+        })??;
     }
 
-    let verdict = datadir::check(&plan.data_dir, plan.data_dir_timeout);
+    let dir = plan.data_dir.clone();
+    let verdict = deadline::run_or_stalled(
+        "the data-dir check",
+        plan.data_dir_timeout,
+        local,
+        move || datadir::check_now(&dir),
+    )?
+    .unwrap_or(datadir::Verdict::Stalled(plan.data_dir_timeout));
     if !verdict.is_ok() {
         let msg = verdict.describe(&plan.data_dir, plan.who.uid);
         if plan.require_data_dir {

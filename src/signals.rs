@@ -54,10 +54,26 @@ pub fn full_set() -> libc::sigset_t {
     }
 }
 
+/// A set holding exactly `sigs`.
+pub fn set_of(sigs: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set; sigaddset takes valid numbers.
+    unsafe {
+        let mut set = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+        set
+    }
+}
+
 /// Waits for a signal, up to `timeout` if given; None on timeout or
 /// interruption. Without a timeout no timer is armed: an idle init never
 /// wakes up.
-pub fn wait(set: &libc::sigset_t, timeout: Option<std::time::Duration>) -> Option<libc::siginfo_t> {
+pub fn wait(
+    set: &libc::sigset_t,
+    timeout: Option<std::time::Duration>,
+) -> std::io::Result<Option<libc::siginfo_t>> {
     // SAFETY: the set and timespec are valid for the call; info is written by the kernel.
     unsafe {
         let mut info = MaybeUninit::<libc::siginfo_t>::zeroed().assume_init();
@@ -72,9 +88,15 @@ pub fn wait(set: &libc::sigset_t, timeout: Option<std::time::Duration>) -> Optio
             None => libc::sigwaitinfo(set, &mut info),
         };
         if sig > 0 {
-            Some(info)
-        } else {
-            None
+            return Ok(Some(info));
+        }
+        // A timeout (EAGAIN) or an interruption (EINTR) means nothing
+        // arrived; anything else is a fault that would make the caller
+        // spin, so it is the caller's to treat as fatal (as tini does).
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+            _ => Err(err),
         }
     }
 }

@@ -124,6 +124,20 @@ pub fn spawn(
     } else {
         Code::CantExec
     };
+    if errno == libc::E2BIG {
+        let size = |v: &[CString]| v.iter().map(|c| c.as_bytes_with_nul().len()).sum::<usize>();
+        return Err(fail(
+            Code::CantExec,
+            format!(
+                "cannot execute {}: the environment ({} bytes in {} variables) and arguments ({} bytes) \
+                 are too big for execve (E2BIG); shrink .env or the environment",
+                p.shown,
+                size(&p._envp),
+                p._envp.len(),
+                size(&p._argv)
+            ),
+        ));
+    }
     let hint = if errno == libc::ENOENT {
         "the program or its interpreter (#! line) is missing".to_string()
     } else if errno == libc::EACCES {

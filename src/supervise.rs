@@ -103,11 +103,24 @@ impl Supervisor {
                     timeout = Some(timeout.map_or(left, |t| t.min(left)));
                 }
             }
-            let Some(info) = signals::wait(&self.set, timeout) else {
-                // The deferred pass is due (a spare pass after the grace
-                // timer or an interruption costs one waitpid).
-                pass_due = true;
-                continue;
+            let info = match signals::wait(&self.set, timeout) {
+                Ok(Some(info)) => info,
+                Ok(None) => {
+                    // The deferred pass is due (a spare pass after the grace
+                    // timer or an interruption costs one waitpid).
+                    pass_due = true;
+                    continue;
+                }
+                Err(e) => {
+                    // Waiting again would fail again at once: a spin that
+                    // forwards nothing. Fatal, as in tini.
+                    crate::error!(
+                        "sigwaitinfo failed: {e}; stopping {what} (pid {child}) and exiting"
+                    );
+                    self.kill_all(child);
+                    let _ = wait_child_blocking(child);
+                    return crate::error::Code::OsErr as i32;
+                }
             };
             let sig = info.si_signo;
             if sig == libc::SIGCHLD {
@@ -172,6 +185,14 @@ fn wait_child(child: libc::pid_t) -> Option<i32> {
     let mut status = 0;
     // SAFETY: waitpid writes the status integer it is given.
     let pid = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
+    (pid == child).then(|| exit_code(status))
+}
+
+/// Waits (blocking) for `child`, after it was SIGKILLed.
+fn wait_child_blocking(child: libc::pid_t) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status integer it is given.
+    let pid = unsafe { libc::waitpid(child, &mut status, 0) };
     (pid == child).then(|| exit_code(status))
 }
 

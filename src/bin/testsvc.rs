@@ -9,6 +9,9 @@
 //!                          exit 0 on SIGTERM
 //!   connect ADDR           hold a TCP connection to ADDR (a broker's stand-in);
 //!                          SIGTERM/SIGINT: exit 0
+//!   fuse-stall DIR         mount a FUSE filesystem at DIR whose daemon never
+//!                          answers (every access to it waits), print "ready",
+//!                          keep it until SIGTERM (then abort and unmount it)
 //!   ignore-term            ignore SIGTERM and wait forever
 //!   sleep                  wait forever with default signal dispositions
 //!   argv FILE [ARG...]     append the arguments as one line to FILE, exit 0
@@ -196,6 +199,48 @@ fn orphans(n: usize) {
     }
 }
 
+/// A FUSE mount nobody serves: /dev/fuse is opened and never read, so the
+/// kernel's INIT and every request after it wait for an answer. Real kernel
+/// behaviour of a hung FUSE daemon (or, alike, a hard NFS mount whose server
+/// is gone); requests stay killable.
+fn fuse_stall(dir: &str) {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    let set = block_all();
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .expect("open /dev/fuse");
+    let opts = CString::new(format!(
+        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+        dev.as_raw_fd()
+    ))
+    .unwrap();
+    let target = CString::new(dir).unwrap();
+    // SAFETY: valid NUL-terminated strings for the call.
+    let rc = unsafe {
+        libc::mount(
+            c"smartem-stall".as_ptr(),
+            target.as_ptr(),
+            c"fuse".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            opts.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        eprintln!("mount fuse at {dir}: {}", std::io::Error::last_os_error());
+        std::process::exit(1);
+    }
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    while !matches!(wait_signal(&set), libc::SIGTERM | libc::SIGINT) {}
+    // Closing the device aborts the connection: every waiter gets ENOTCONN.
+    drop(dev);
+    // SAFETY: valid NUL-terminated path.
+    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| {
@@ -231,6 +276,7 @@ fn main() {
             let _conn = std::net::TcpStream::connect(arg(1)).expect("connect");
             while !matches!(wait_signal(&set), libc::SIGTERM | libc::SIGINT) {}
         }
+        Some("fuse-stall") => fuse_stall(&arg(1)),
         Some("ignore-term") => {
             // SAFETY: setting a disposition to SIG_IGN.
             unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
