@@ -19,6 +19,7 @@
 //! request is then seen right after it, before anything starts.
 
 use crate::error::{fail, Code, Result};
+use std::any::Any;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,28 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
+    // One non-generic body for every step: each monomorphised copy of the
+    // thread and channel code cost kilobytes of the size budget.
+    let boxed: Step = Box::new(move || Box::new(f()) as Box<dyn Any + Send>);
+    match run_boxed(step, timeout, local, boxed)? {
+        None => Ok(None),
+        Some(out) => out.downcast::<T>().map(|b| Some(*b)).map_err(|_| {
+            fail(
+                Code::Software,
+                format!("the helper for {step} answered with another type"),
+            )
+        }),
+    }
+}
+
+type Step = Box<dyn FnOnce() -> Box<dyn Any + Send> + Send>;
+
+fn run_boxed(
+    step: &str,
+    timeout: Duration,
+    local: bool,
+    f: Step,
+) -> Result<Option<Box<dyn Any + Send>>> {
     doing("");
     if local {
         let out = f();
