@@ -4,7 +4,7 @@
 //! answer for root instead. Capabilities are not counted: the service has
 //! none (bar --keep-cap), so the mode bits decide.
 
-use std::os::unix::fs::MetadataExt;
+use crate::inputs::{Inputs, Kind, Meta};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Who {
@@ -24,8 +24,8 @@ pub fn bits_for(who: &Who, owner: u32, group: u32, mode: u32) -> u32 {
     }
 }
 
-pub fn can_exec(who: &Who, meta: &std::fs::Metadata) -> bool {
-    meta.is_file() && bits_for(who, meta.uid(), meta.gid(), meta.mode()) & 1 != 0
+pub fn can_exec(who: &Who, meta: &Meta) -> bool {
+    meta.kind == Kind::File && bits_for(who, meta.uid, meta.gid, meta.mode) & 1 != 0
 }
 
 /// Listing a directory needs r, entering it needs x.
@@ -40,38 +40,38 @@ pub fn can_list_and_enter(who: &Who, owner: u32, group: u32, mode: u32) -> (bool
 /// walked, since exec needs search permission on the directories of each.
 /// None when the mode bits allow it (a noexec mount or a bad format can
 /// still refuse).
-pub fn exec_denied_by(who: &Who, path: &std::path::Path) -> Option<String> {
-    let real = std::fs::canonicalize(path).ok();
+pub fn exec_denied_by(who: &Who, path: &std::path::Path, fs: &dyn Inputs) -> Option<String> {
+    let real = fs.canonicalize(path).ok();
     // The resolved path first, so a denying directory is named by its real
     // name rather than by a symlink to it.
     let walks = real.as_deref().into_iter().chain(std::iter::once(path));
     for p in walks {
         let dirs: Vec<&std::path::Path> = p.ancestors().skip(1).collect();
         for dir in dirs.into_iter().rev() {
-            let Ok(m) = std::fs::metadata(dir) else {
+            let Ok(m) = fs.metadata(dir) else {
                 continue;
             };
-            if bits_for(who, m.uid(), m.gid(), m.mode()) & 1 == 0 {
+            if bits_for(who, m.uid, m.gid, m.mode) & 1 == 0 {
                 return Some(format!(
                     "directory {} (owner {}:{}, mode {:04o}) denies search to uid {}",
                     dir.display(),
-                    m.uid(),
-                    m.gid(),
-                    m.mode() & 0o7777,
+                    m.uid,
+                    m.gid,
+                    m.mode & 0o7777,
                     who.uid
                 ));
             }
         }
     }
     let target = real.as_deref().unwrap_or(path);
-    let m = std::fs::metadata(target).ok()?;
+    let m = fs.metadata(target).ok()?;
     (!can_exec(who, &m)).then(|| {
         format!(
             "{} (owner {}:{}, mode {:04o}) is not executable by uid {}",
             target.display(),
-            m.uid(),
-            m.gid(),
-            m.mode() & 0o7777,
+            m.uid,
+            m.gid,
+            m.mode & 0o7777,
             who.uid
         )
     })
@@ -113,7 +113,8 @@ mod tests {
 
     #[test]
     fn the_denying_component_is_named_through_symlinks() {
-        use std::os::unix::fs::PermissionsExt;
+        use crate::inputs::Fs;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let set = |p: &std::path::Path, m: u32| {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
         };
@@ -129,9 +130,9 @@ mod tests {
         let me = std::fs::metadata(t.path()).unwrap().uid();
         let other = who(me.wrapping_add(4242), 4242, &[]);
         set(&private, 0o755);
-        assert_eq!(exec_denied_by(&other, &link), None);
+        assert_eq!(exec_denied_by(&other, &link, &Fs), None);
         set(&private, 0o700);
-        let why = exec_denied_by(&other, &link).unwrap();
+        let why = exec_denied_by(&other, &link, &Fs).unwrap();
         assert!(
             why.contains(&format!("directory {}", private.display())),
             "{why}"
@@ -142,7 +143,7 @@ mod tests {
         );
         set(&private, 0o755);
         set(&prog, 0o744);
-        let why = exec_denied_by(&other, &link).unwrap();
+        let why = exec_denied_by(&other, &link, &Fs).unwrap();
         assert!(
             why.contains("prog") && why.contains("not executable"),
             "{why}"

@@ -4,6 +4,7 @@
 
 use crate::access::{can_exec, exec_denied_by, Who};
 use crate::error::{fail, Code, Result};
+use crate::inputs::{Inputs, Kind};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -18,12 +19,13 @@ pub fn resolve(
     path_var: Option<&OsStr>,
     cwd: &Path,
     who: &Who,
+    fs: &dyn Inputs,
 ) -> Result<PathBuf> {
     let shown = Path::new(program).display().to_string();
     if program.as_bytes().contains(&b'/') {
         let path = cwd.join(program);
         crate::deadline::doing(format!("looking at the command {}", path.display()));
-        return match std::fs::metadata(&path) {
+        return match fs.metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(fail(
                 Code::NotFound,
                 format!(
@@ -35,12 +37,12 @@ pub fn resolve(
                 Code::CantExec,
                 format!("command {shown:?} cannot be inspected: {e}"),
             )),
-            Ok(m) if m.is_dir() => Err(fail(
+            Ok(m) if m.kind == Kind::Dir => Err(fail(
                 Code::CantExec,
                 format!("command {shown:?} is a directory; name the program inside it"),
             )),
             Ok(m) if !can_exec(who, &m) => Err(not_executable(&shown, &path, who)),
-            Ok(_) => match exec_denied_by(who, &path) {
+            Ok(_) => match exec_denied_by(who, &path, fs) {
                 Some(why) => Err(denied(&shown, &path, &why)),
                 None => Ok(path),
             },
@@ -59,16 +61,16 @@ pub fn resolve(
         };
         let candidate = dir.join(program);
         crate::deadline::doing(format!("looking for {shown:?} in {}", dir.display()));
-        if let Ok(m) = std::fs::metadata(&candidate) {
+        if let Ok(m) = fs.metadata(&candidate) {
             if can_exec(who, &m) {
                 // Found as root; the service's execve also needs search
                 // permission on every directory on the way.
-                return match exec_denied_by(who, &candidate) {
+                return match exec_denied_by(who, &candidate, fs) {
                     Some(why) => Err(denied(&shown, &candidate, &why)),
                     None => Ok(candidate),
                 };
             }
-            if m.is_file() && not_exec.is_none() {
+            if m.kind == Kind::File && not_exec.is_none() {
                 not_exec = Some(candidate);
             }
         }
@@ -111,6 +113,7 @@ fn not_executable(shown: &str, path: &Path, who: &Who) -> anyhow::Error {
 mod tests {
     use super::*;
     use crate::error::exit_code;
+    use crate::inputs::Fs;
     use std::os::unix::fs::PermissionsExt;
 
     fn who() -> Who {
@@ -140,6 +143,7 @@ mod tests {
             Some(OsStr::new(&path)),
             Path::new("/"),
             &who(),
+            &Fs,
         )
         .unwrap();
         assert_eq!(got, good);
@@ -151,8 +155,9 @@ mod tests {
         file(a.path(), "noexec", 0o644);
         std::fs::create_dir(a.path().join("adir")).unwrap();
         let path = a.path().as_os_str();
-        let code =
-            |p: &str| exit_code(&resolve(OsStr::new(p), Some(path), a.path(), &who()).unwrap_err());
+        let code = |p: &str| {
+            exit_code(&resolve(OsStr::new(p), Some(path), a.path(), &who(), &Fs).unwrap_err())
+        };
         assert_eq!(code("missing"), 127);
         assert_eq!(code("noexec"), 126);
         assert_eq!(code("./noexec"), 126);
@@ -170,7 +175,7 @@ mod tests {
             ..who()
         };
         assert_eq!(
-            resolve(OsStr::new("./run"), None, a.path(), &me).unwrap(),
+            resolve(OsStr::new("./run"), None, a.path(), &me, &Fs).unwrap(),
             a.path().join("./run")
         );
         assert!(p.exists());

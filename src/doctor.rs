@@ -133,7 +133,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
         "reading passwd and group",
         timeout,
         local,
-        move || EtcDb::load(&etc_dir),
+        move || EtcDb::load(&etc_dir, &crate::inputs::Fs),
     )? {
         Some(db) => db,
         None => Err(crate::error::fail(

@@ -44,14 +44,14 @@ impl EtcDb {
     /// Reads `dir/passwd` and `dir/group`. A missing file is an empty table
     /// (a scratch image may run numeric ids without one); an unreadable or
     /// malformed one is a configuration error.
-    pub fn load(dir: &Path) -> Result<EtcDb> {
+    pub fn load(dir: &Path, fs: &dyn crate::inputs::Inputs) -> Result<EtcDb> {
         let passwd_path = dir.join("passwd");
         let group_path = dir.join("group");
-        let passwd = match read_optional(&passwd_path)? {
+        let passwd = match read_optional(&passwd_path, fs)? {
             Some(text) => parse_passwd(&text, &passwd_path.display().to_string())?,
             None => Vec::new(),
         };
-        let group = match read_optional(&group_path)? {
+        let group = match read_optional(&group_path, fs)? {
             Some(text) => parse_group(&text, &group_path.display().to_string())?,
             None => Vec::new(),
         };
@@ -93,8 +93,8 @@ impl EtcDb {
     }
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>> {
-    let Some(bytes) = crate::config_file::read(
+fn read_optional(path: &Path, fs: &dyn crate::inputs::Inputs) -> Result<Option<String>> {
+    let Some(bytes) = fs.config_file(
         path,
         MAX_FILE,
         "passwd/group file",

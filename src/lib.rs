@@ -17,6 +17,7 @@ pub mod etc_files;
 pub mod gen_etc;
 pub mod healthcheck;
 pub mod identity;
+pub mod inputs;
 pub mod mountinfo;
 pub mod plan;
 pub mod privileges;

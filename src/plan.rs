@@ -7,6 +7,7 @@ use crate::cli::RunConfig;
 use crate::error::{fail, Code, Result};
 use crate::etc_files::EtcDb;
 use crate::identity::{self, Action, Current};
+use crate::inputs::{Inputs, Kind};
 use crate::privileges::{names, CredState, DropPlan, LOCKED_SECUREBITS};
 use crate::roles::{self, RoleInput};
 use crate::{command, datadir, dotenv};
@@ -90,13 +91,15 @@ fn env_set(env: &mut Vec<(OsString, OsString)>, key: &str, value: &str) {
     env.push((key.into(), value.into()));
 }
 
-pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
+/// Every decision of a run, from the configuration, the process's state and
+/// what `fs` answers; no other I/O.
+pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     let mut notes = Vec::new();
 
     // Identity: resolve, then decide against who we are.
     let target = match &cfg.id.user {
         Some(spec) => {
-            let db = EtcDb::load(&cfg.id.etc_dir)?;
+            let db = EtcDb::load(&cfg.id.etc_dir, fs)?;
             Some(identity::resolve(spec, &db)?)
         }
         None => None,
@@ -126,7 +129,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
     let workdir = match &cfg.workdir {
         Some(w) if {
             crate::deadline::doing(format!("looking at the workdir {}", w.display()));
-            w.is_dir()
+            is_dir(fs, w)
         } =>
         {
             Some(w.clone())
@@ -139,12 +142,12 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
         }
         None => {
             crate::deadline::doing("looking for /app");
-            Some(PathBuf::from("/app")).filter(|p| p.is_dir())
+            Some(PathBuf::from("/app")).filter(|p| is_dir(fs, p))
         }
     };
     let mut env = facts.env.clone();
     let mut env_added = Vec::new();
-    let dotenv_note = load_dotenv(workdir.as_deref(), &mut env, &mut env_added)?;
+    let dotenv_note = load_dotenv(workdir.as_deref(), &mut env, &mut env_added, fs)?;
 
     if let Action::Switch(t) | Action::AlreadyTarget(t) = &action {
         // Say where a value really came from: a uid without a passwd entry
@@ -196,7 +199,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
     };
     let cwd = match &workdir {
         Some(w) => w.clone(),
-        None => std::env::current_dir().map_err(|e| {
+        None => fs.current_dir().map_err(|e| {
             fail(
                 Code::OsErr,
                 format!("cannot read the current directory: {e}"),
@@ -206,7 +209,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
     let path_var = env_get(&env, "PATH");
     let mut problems = Vec::new();
     let mut resolve = |argv: Vec<OsString>| -> Cmd {
-        match command::resolve(&argv[0], path_var, &cwd, &who) {
+        match command::resolve(&argv[0], path_var, &cwd, &who, fs) {
             Ok(program) => Cmd { argv, program },
             Err(e) => {
                 problems.push((crate::error::code(&e), format!("{e:#}")));
@@ -224,7 +227,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts) -> Result<Plan> {
         } else {
             None
         });
-    let migration_hint = migration.and_then(|m| alembic_hint(&m.argv, &cwd));
+    let migration_hint = migration.and_then(|m| alembic_hint(&m.argv, &cwd, fs));
     if let Some(hint) = &migration_hint {
         notes.push(hint.clone());
     }
@@ -363,7 +366,7 @@ fn plan_drop(
 /// the smartem-decisions wheel ships none, so a missing one is the usual
 /// reason the migration fails at once. Said before it runs, and again if
 /// it fails.
-pub fn alembic_hint(argv: &[OsString], cwd: &Path) -> Option<String> {
+pub fn alembic_hint(argv: &[OsString], cwd: &Path, fs: &dyn Inputs) -> Option<String> {
     let is_alembic = argv
         .iter()
         .take(3)
@@ -375,7 +378,7 @@ pub fn alembic_hint(argv: &[OsString], cwd: &Path) -> Option<String> {
     if is_alembic && !has_config {
         crate::deadline::doing(format!("looking for {}", ini.display()));
     }
-    (is_alembic && !has_config && !ini.exists()).then(|| {
+    (is_alembic && !has_config && fs.metadata(&ini).is_err()).then(|| {
         format!(
             "{} is missing: alembic looks for it in the working directory; ship one in the image \
              (the smartem-decisions wheel has none: see docker/examples/alembic.ini) or pass -c",
@@ -384,11 +387,16 @@ pub fn alembic_hint(argv: &[OsString], cwd: &Path) -> Option<String> {
     })
 }
 
+fn is_dir(fs: &dyn Inputs, p: &Path) -> bool {
+    fs.metadata(p).is_ok_and(|m| m.kind == Kind::Dir)
+}
+
 /// Loads WORKDIR/.env unless under Kubernetes; returns what happened.
 fn load_dotenv(
     workdir: Option<&Path>,
     env: &mut Vec<(OsString, OsString)>,
     added: &mut Vec<EnvNote>,
+    fs: &dyn Inputs,
 ) -> Result<String> {
     let Some(dir) = workdir else {
         return Ok("not loaded: no working directory".into());
@@ -400,7 +408,7 @@ fn load_dotenv(
             path.display()
         ));
     }
-    let bytes = crate::config_file::read(
+    let bytes = fs.config_file(
         &path,
         dotenv::MAX_FILE,
         ".env file",
@@ -654,3 +662,7 @@ fn fmt_env(added: &[EnvNote]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

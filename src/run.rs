@@ -47,7 +47,7 @@ pub fn gather_facts() -> Result<Facts> {
 pub fn bounded_plan(cfg: &RunConfig, facts: &Facts, local: bool) -> Result<Plan> {
     let (c, f) = (cfg.clone(), facts.clone());
     deadline::run("planning", cfg.id.io_timeout, local, move || {
-        plan::build(&c, &f)
+        plan::build(&c, &f, &crate::inputs::Fs)
     })?
 }
 

@@ -141,7 +141,7 @@ pub fn spawn(
     let hint = if errno == libc::ENOENT {
         "the program or its interpreter (#! line) is missing".to_string()
     } else if errno == libc::EACCES {
-        match crate::access::exec_denied_by(who, Path::new(&p.shown)) {
+        match crate::access::exec_denied_by(who, Path::new(&p.shown), &crate::inputs::Fs) {
             Some(why) => format!("{why}; fix that mode or owner"),
             None => {
                 "the mode bits allow it: check the noexec mount flag and the #! interpreter".into()
