@@ -2,6 +2,7 @@
 //! This is the only module that sees clap; it hands the rest of the program
 //! plain validated values (`Command`), and maps usage errors to exit 64.
 
+use crate::config::*;
 use crate::error::{fail, Code, Result};
 use crate::log::Level;
 use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand};
@@ -106,7 +107,8 @@ struct RunArgs {
     /// Plan format for --dry-run
     #[arg(long, value_name = "text|json", requires = "dry_run", value_parser = ["text", "json"])]
     format: Option<String>,
-    /// More of smartem-init's own messages (debug)
+    /// More of smartem-init's own messages (debug). Without -v/-q the level comes from
+    /// SMARTEM_INIT_LOG=debug|info|warn|error [default: info]
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
     /// Fewer of smartem-init's own messages (-q warnings, -qq errors only)
@@ -176,79 +178,6 @@ pub fn parse_secs(s: &str) -> std::result::Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(v))
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
-}
-
-/// Identity-related settings shared by run mode and doctor.
-#[derive(Debug, Clone)]
-pub struct IdentityConfig {
-    pub user: Option<String>,
-    pub data_dir: PathBuf,
-    pub etc_dir: PathBuf,
-    /// Bound on each file-system step before the service starts.
-    pub io_timeout: Duration,
-}
-
-/// Run mode, validated.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub id: IdentityConfig,
-    pub role: String,
-    pub workdir: Option<PathBuf>,
-    pub require_data_dir: bool,
-    pub data_dir_timeout: Duration,
-    pub grace_period: Duration,
-    pub require_non_root: bool,
-    pub keep_caps: Vec<caps::Capability>,
-    pub skip_migrations: bool,
-    pub api_cmd: Option<String>,
-    pub worker_cmd: Option<String>,
-    pub migrate_cmd: Option<String>,
-    pub dry_run: bool,
-    pub format: Format,
-    pub log_level: Level,
-    pub command: Vec<OsString>,
-}
-
-#[derive(Debug, Clone)]
-pub struct GenEtcConfig {
-    pub spec: crate::etc_files::GenSpec,
-    pub out: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct DoctorConfig {
-    pub id: IdentityConfig,
-    pub paths: Vec<PathBuf>,
-}
-
-#[derive(Debug, Clone)]
-pub struct HealthConfig {
-    pub url: Option<String>,
-    pub timeout: Duration,
-    /// Run mode's settings from this environment, resolved exactly as a
-    /// start would (or why they don't resolve): role, workdir, .env, port.
-    pub run: std::result::Result<RunConfig, String>,
-}
-
-#[derive(Debug, Clone)]
-pub enum Command {
-    Run(RunConfig),
-    GenEtc(GenEtcConfig),
-    Doctor(DoctorConfig),
-    Health(HealthConfig),
-    /// --help / --version: the text to print on stdout, exit 0.
-    Info(String),
-}
-
-pub const DEFAULT_DATA_DIR: &str = "/dls";
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
-pub const DEFAULT_DATA_DIR_TIMEOUT: Duration = Duration::from_secs(5);
-pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Parses argv (program name first). Usage errors are one line, exit 64.
 pub fn parse(args: Vec<OsString>) -> Result<Command> {

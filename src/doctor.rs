@@ -3,7 +3,7 @@
 //! each problem. Reads only; changes nothing. Exit 0 healthy, 1 otherwise.
 
 use crate::access::{can_list_and_enter, Who};
-use crate::cli::DoctorConfig;
+use crate::config::DoctorConfig;
 use crate::datadir::{self, Verdict};
 use crate::error::Result;
 use crate::etc_files::EtcDb;

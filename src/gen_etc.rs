@@ -1,6 +1,6 @@
 //! `smartem-init gen-etc`: writes the generated passwd and group files.
 
-use crate::cli::GenEtcConfig;
+use crate::config::GenEtcConfig;
 use crate::error::{fail, Code, Result};
 use crate::etc_files::generate;
 use std::io::Write;

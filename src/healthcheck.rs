@@ -11,7 +11,7 @@
 //!   environment names RABBITMQ_PORT, the service holds an established TCP
 //!   connection to that port (the worker is connected to its broker).
 
-use crate::cli::{HealthConfig, RunConfig};
+use crate::config::{HealthConfig, RunConfig};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};

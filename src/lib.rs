@@ -7,6 +7,7 @@ pub mod access;
 pub mod alloc;
 pub mod cli;
 pub mod command;
+pub mod config;
 pub mod config_file;
 pub mod datadir;
 pub mod deadline;
@@ -61,17 +62,17 @@ fn dispatch(
         })?;
     }
     match cli::parse(args)? {
-        cli::Command::Info(text) => {
+        config::Command::Info(text) => {
             use std::io::Write;
             let _ = std::io::stdout().write_all(text.as_bytes());
             Ok(0)
         }
-        cli::Command::Run(cfg) => {
+        config::Command::Run(cfg) => {
             log::set_level(cfg.log_level);
             run::run(&cfg, &inherited)
         }
-        cli::Command::GenEtc(cfg) => gen_etc::run(&cfg).map(|_| 0),
-        cli::Command::Doctor(cfg) => doctor::run(&cfg),
-        cli::Command::Health(cfg) => Ok(healthcheck::run(&cfg)),
+        config::Command::GenEtc(cfg) => gen_etc::run(&cfg).map(|_| 0),
+        config::Command::Doctor(cfg) => doctor::run(&cfg),
+        config::Command::Health(cfg) => Ok(healthcheck::run(&cfg)),
     }
 }

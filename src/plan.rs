@@ -3,7 +3,7 @@
 //! side effects. `--dry-run` prints it; the real run applies it.
 
 use crate::access::Who;
-use crate::cli::RunConfig;
+use crate::config::RunConfig;
 use crate::error::{fail, Code, Result};
 use crate::etc_files::EtcDb;
 use crate::identity::{self, Action, Current};

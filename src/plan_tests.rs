@@ -3,7 +3,7 @@
 //! programs on PATH) in `Mem` and the process in `Facts`.
 
 use super::*;
-use crate::cli::{Format, IdentityConfig};
+use crate::config::{Format, IdentityConfig};
 use crate::error::exit_code;
 use crate::inputs::mem::Mem;
 use crate::privileges::CredState;

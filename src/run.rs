@@ -2,7 +2,7 @@
 //! print it (--dry-run) or apply it: subreaper, privilege drop and
 //! verification, workdir, data-dir check, pre-start step, service.
 
-use crate::cli::{Format, RunConfig};
+use crate::config::{Format, RunConfig};
 use crate::datadir;
 use crate::deadline;
 use crate::error::{fail, os_fail, Code, Result};

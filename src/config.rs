@@ -1,0 +1,82 @@
+//! The validated configuration every mode runs on: plain values, no clap.
+//! `cli` produces them from argv and the environment; the rest of the
+//! program reads only these.
+
+use crate::log::Level;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Identity-related settings shared by run mode and doctor.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub user: Option<String>,
+    pub data_dir: PathBuf,
+    pub etc_dir: PathBuf,
+    /// Bound on each file-system step before the service starts.
+    pub io_timeout: Duration,
+}
+
+/// Run mode, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub id: IdentityConfig,
+    pub role: String,
+    pub workdir: Option<PathBuf>,
+    pub require_data_dir: bool,
+    pub data_dir_timeout: Duration,
+    pub grace_period: Duration,
+    pub require_non_root: bool,
+    pub keep_caps: Vec<caps::Capability>,
+    pub skip_migrations: bool,
+    pub api_cmd: Option<String>,
+    pub worker_cmd: Option<String>,
+    pub migrate_cmd: Option<String>,
+    pub dry_run: bool,
+    pub format: Format,
+    pub log_level: Level,
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenEtcConfig {
+    pub spec: crate::etc_files::GenSpec,
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct DoctorConfig {
+    pub id: IdentityConfig,
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    pub url: Option<String>,
+    pub timeout: Duration,
+    /// Run mode's settings from this environment, resolved exactly as a
+    /// start would (or why they don't resolve): role, workdir, .env, port.
+    pub run: std::result::Result<RunConfig, String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Run(RunConfig),
+    GenEtc(GenEtcConfig),
+    Doctor(DoctorConfig),
+    Health(HealthConfig),
+    /// --help / --version: the text to print on stdout, exit 0.
+    Info(String),
+}
+
+pub const DEFAULT_DATA_DIR: &str = "/dls";
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
+pub const DEFAULT_DATA_DIR_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
