@@ -79,4 +79,3 @@ pub const DEFAULT_DATA_DIR: &str = "/dls";
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 pub const DEFAULT_DATA_DIR_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
-

@@ -20,28 +20,46 @@
 
 use crate::error::{fail, Code, Result};
 use std::any::Any;
-use std::sync::Mutex;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(20);
 
-static DOING: Mutex<String> = Mutex::new(String::new());
+type Record = Arc<Mutex<String>>;
 
-/// Records what the current step is about to touch ("reading /etc/passwd").
-pub fn doing(what: impl Into<String>) {
-    if let Ok(mut d) = DOING.lock() {
-        *d = what.into();
-    }
+thread_local! {
+    /// Where `doing` writes on this thread: the running step's record.
+    static DOING: RefCell<Option<Record>> = const { RefCell::new(None) };
 }
 
-fn current() -> String {
-    DOING
-        .lock()
+/// Records what the current step is about to touch ("reading /etc/passwd").
+/// Outside a step it goes nowhere.
+pub fn doing(what: impl Into<String>) {
+    DOING.with(|d| {
+        if let Some(rec) = &*d.borrow() {
+            if let Ok(mut r) = rec.lock() {
+                *r = what.into();
+            }
+        }
+    });
+}
+
+fn read(rec: &Record) -> String {
+    rec.lock()
         .map(|d| d.clone())
         .unwrap_or_default()
         .chars()
         .take(300)
         .collect()
+}
+
+/// Runs `f` with `doing` writing to `rec` on this thread.
+fn recording<T>(rec: Record, f: impl FnOnce() -> T) -> T {
+    DOING.with(|d| *d.borrow_mut() = Some(rec));
+    let out = f();
+    DOING.with(|d| *d.borrow_mut() = None);
+    out
 }
 
 /// Start-up interrupted by SIGTERM/SIGINT: exit 128+N.
@@ -59,8 +77,8 @@ impl std::fmt::Display for Terminated {
 
 impl std::error::Error for Terminated {}
 
-fn terminated(sig: i32, step: &str) -> anyhow::Error {
-    let at = current();
+fn terminated(sig: i32, step: &str, rec: &Record) -> anyhow::Error {
+    let at = read(rec);
     anyhow::Error::new(Terminated {
         signal: sig,
         msg: format!(
@@ -73,7 +91,7 @@ fn terminated(sig: i32, step: &str) -> anyhow::Error {
 
 /// Is every mount local, so that no file-system call can stall?
 pub fn all_local() -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| crate::datadir::all_local(&m))
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| crate::mountinfo::all_local(&m))
 }
 
 /// Takes a pending SIGTERM/SIGINT, if any, without waiting.
@@ -93,16 +111,26 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    match run_or_stalled(step, timeout, local, f)? {
-        Some(out) => Ok(out),
-        None => Err(fail(Code::OsErr, stalled_msg(step, timeout))),
+    let rec = Record::default();
+    match run_recorded(
+        step,
+        timeout,
+        local,
+        Box::new(move || Box::new(f()) as Box<dyn Any + Send>),
+        &rec,
+    )? {
+        Some(out) => out
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| wrong_type(step)),
+        None => Err(fail(Code::OsErr, stalled_msg(step, timeout, &rec))),
     }
 }
 
 /// "STEP did not finish within Ts (stuck AT)": for a caller that reports a
 /// stall itself (the data-dir verdict, doctor's rows).
-pub fn stalled_msg(step: &str, timeout: Duration) -> String {
-    let at = current();
+fn stalled_msg(step: &str, timeout: Duration, rec: &Record) -> String {
+    let at = read(rec);
     format!(
         "stalled: {step} did not finish within {:.1}s{}; a stalled NFS or FUSE mount? \
          fix the mount, or raise --io-timeout/SMARTEM_IO_TIMEOUT",
@@ -115,48 +143,61 @@ pub fn stalled_msg(step: &str, timeout: Duration) -> String {
     )
 }
 
-/// As `run`, but a stall is `Ok(None)` for the caller to report.
-pub fn run_or_stalled<T, F>(step: &str, timeout: Duration, local: bool, f: F) -> Result<Option<T>>
+/// As `run`, but a stall is `Err(message)` inside `Ok` for the caller to
+/// report (the data-dir verdict, doctor's rows).
+pub fn run_or_stalled<T, F>(
+    step: &str,
+    timeout: Duration,
+    local: bool,
+    f: F,
+) -> Result<std::result::Result<T, String>>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
     // One non-generic body for every step: each monomorphised copy of the
     // thread and channel code cost kilobytes of the size budget.
+    let rec = Record::default();
     let boxed: Step = Box::new(move || Box::new(f()) as Box<dyn Any + Send>);
-    match run_boxed(step, timeout, local, boxed)? {
-        None => Ok(None),
-        Some(out) => out.downcast::<T>().map(|b| Some(*b)).map_err(|_| {
-            fail(
-                Code::Software,
-                format!("the helper for {step} answered with another type"),
-            )
-        }),
+    match run_recorded(step, timeout, local, boxed, &rec)? {
+        None => Ok(Err(stalled_msg(step, timeout, &rec))),
+        Some(out) => out
+            .downcast::<T>()
+            .map(|b| Ok(*b))
+            .map_err(|_| wrong_type(step)),
     }
+}
+
+fn wrong_type(step: &str) -> anyhow::Error {
+    fail(
+        Code::Software,
+        format!("the helper for {step} answered with another type"),
+    )
 }
 
 type Step = Box<dyn FnOnce() -> Box<dyn Any + Send> + Send>;
 
-fn run_boxed(
+fn run_recorded(
     step: &str,
     timeout: Duration,
     local: bool,
     f: Step,
+    rec: &Record,
 ) -> Result<Option<Box<dyn Any + Send>>> {
-    doing("");
     if local {
-        let out = f();
+        let out = recording(rec.clone(), f);
         return match termination() {
-            Some(sig) => Err(terminated(sig, step)),
+            Some(sig) => Err(terminated(sig, step, rec)),
             None => Ok(Some(out)),
         };
     }
     let (tx, rx) = std::sync::mpsc::channel();
+    let theirs = rec.clone();
     let handle = std::thread::Builder::new()
         .name("startup-step".into())
         .stack_size(256 * 1024)
         .spawn(move || {
-            let _ = tx.send(f());
+            let _ = tx.send(recording(theirs, f));
         })
         .map_err(|e| {
             fail(
@@ -182,7 +223,7 @@ fn run_boxed(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
         if let Some(sig) = termination() {
-            return Err(terminated(sig, step));
+            return Err(terminated(sig, step, rec));
         }
         if Instant::now() >= deadline {
             return Ok(None);

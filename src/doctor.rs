@@ -14,7 +14,6 @@ use crate::privileges::names;
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A mount from /proc/self/mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +106,7 @@ impl Report {
 }
 
 pub fn run(cfg: &DoctorConfig) -> Result<i32> {
-    let facts = crate::run::gather_facts()?;
+    let facts = crate::world::facts()?;
     let cur = &facts.current;
     let mut r = Report {
         out: String::from("smartem-init doctor: read-only checks\n"),
@@ -135,11 +134,8 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
         local,
         move || EtcDb::load(&etc_dir, &crate::inputs::Fs),
     )? {
-        Some(db) => db,
-        None => Err(crate::error::fail(
-            crate::error::Code::OsErr,
-            crate::deadline::stalled_msg("reading passwd and group", timeout),
-        )),
+        Ok(db) => db,
+        Err(stalled) => Err(crate::error::fail(crate::error::Code::OsErr, stalled)),
     };
     let mut who = Who {
         uid: cur.euid,
@@ -210,21 +206,21 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
                 out: String::new(),
                 problems: 0,
             };
-            path_rows(&mut part, &p, i == 0, &w, current, &mi, timeout);
+            path_rows(&mut part, &p, i == 0, &w, current, &mi);
             part
         })?;
         match rows {
-            Some(part) => {
+            Ok(part) => {
                 r.out.push_str(&part.out);
                 r.problems += part.problems;
             }
-            None => {
+            Err(stalled) => {
                 r.section(&format!(
                     "{} {}",
                     if i == 0 { "data dir" } else { "path" },
                     path.display()
                 ));
-                r.verdict(false, &crate::deadline::stalled_msg(&step, timeout));
+                r.verdict(false, &stalled);
             }
         }
     }
@@ -299,7 +295,6 @@ fn path_rows(
     who: &Who,
     current: (u32, u32),
     mountinfo: &str,
-    timeout: Duration,
 ) {
     r.section(&format!(
         "{} {}",
@@ -345,7 +340,7 @@ fn path_rows(
     }
     // Ask the kernel when we already are the service's user; otherwise
     // predict from the mode bits (becoming the user would change things).
-    let (verdict, asked) = datadir::assess(path, who, current, timeout);
+    let (verdict, asked) = datadir::assess(path, who, current);
     let how = if asked {
         "checked"
     } else {

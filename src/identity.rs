@@ -39,7 +39,38 @@ pub struct Current {
     pub groups: Vec<u32>,
 }
 
+impl From<&crate::privileges::CredState> for Current {
+    fn from(c: &crate::privileges::CredState) -> Current {
+        Current {
+            ruid: c.uids.0,
+            euid: c.uids.1,
+            suid: c.uids.2,
+            rgid: c.gids.0,
+            egid: c.gids.1,
+            sgid: c.gids.2,
+            groups: c.groups.clone(),
+        }
+    }
+}
+
 impl Current {
+    /// The ids and groups alone, without the capability sets: the cheap read
+    /// for the setuid check before anything is parsed.
+    pub fn read() -> std::io::Result<Current> {
+        let e = |e: nix::Error| std::io::Error::from_raw_os_error(e as i32);
+        let u = nix::unistd::getresuid().map_err(e)?;
+        let g = nix::unistd::getresgid().map_err(e)?;
+        Ok(Current {
+            ruid: u.real.as_raw(),
+            euid: u.effective.as_raw(),
+            suid: u.saved.as_raw(),
+            rgid: g.real.as_raw(),
+            egid: g.effective.as_raw(),
+            sgid: g.saved.as_raw(),
+            groups: vec![],
+        })
+    }
+
     pub fn describe(&self) -> String {
         format!("uid={} gid={}", self.euid, self.egid)
     }

@@ -27,6 +27,7 @@ pub mod run;
 pub mod signals;
 pub mod spawn;
 pub mod supervise;
+pub mod world;
 
 use std::ffi::OsString;
 
@@ -48,19 +49,8 @@ fn dispatch(
 ) -> error::Result<i32> {
     let inherited = inherited.map_err(|e| error::os_fail("blocking signals", e))?;
     // Refuse a setuid/setgid installation before even parsing arguments.
-    let (r, e) = (nix::unistd::getuid(), nix::unistd::geteuid());
-    let (rg, eg) = (nix::unistd::getgid(), nix::unistd::getegid());
-    if r != e || rg != eg {
-        identity::check_not_setuid(&identity::Current {
-            ruid: r.as_raw(),
-            euid: e.as_raw(),
-            suid: e.as_raw(),
-            rgid: rg.as_raw(),
-            egid: eg.as_raw(),
-            sgid: eg.as_raw(),
-            groups: vec![],
-        })?;
-    }
+    let current = identity::Current::read().map_err(|e| error::os_fail("getresuid", e))?;
+    identity::check_not_setuid(&current)?;
     match cli::parse(args)? {
         config::Command::Info(text) => {
             use std::io::Write;

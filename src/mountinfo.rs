@@ -50,6 +50,57 @@ pub fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Filesystems whose calls are served by this kernel from memory or a local
+/// disk: a stat on them cannot wait on a network or a user-space daemon.
+/// Anything else (nfs, cifs, ceph, fuse, 9p, virtiofs, autofs, types not
+/// known here) may stall.
+const LOCAL_FS: &[&str] = &[
+    "overlay",
+    "ext2",
+    "ext3",
+    "ext4",
+    "xfs",
+    "btrfs",
+    "zfs",
+    "f2fs",
+    "vfat",
+    "squashfs",
+    "erofs",
+    "iso9660",
+    "tmpfs",
+    "ramfs",
+    "rootfs",
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "mqueue",
+    "cgroup",
+    "cgroup2",
+    "nsfs",
+    "securityfs",
+    "hugetlbfs",
+    "bpf",
+    "debugfs",
+    "tracefs",
+    "configfs",
+    "pstore",
+    "binfmt_misc",
+    "fusectl",
+    "efivarfs",
+    "selinuxfs",
+];
+
+/// Is every mount in `mountinfo` (/proc/self/mountinfo) a local filesystem?
+/// Every mount, not only the data dir's: the path may be a symlink into
+/// another mount, and telling that would mean touching it. A line that
+/// cannot be read counts as not local.
+pub fn all_local(mountinfo: &str) -> bool {
+    mountinfo.lines().filter(|l| !l.is_empty()).all(|line| {
+        crate::mountinfo::parse_line(line).is_some_and(|e| LOCAL_FS.contains(&e.fstype))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +123,33 @@ mod tests {
         assert_eq!(unescape("/x\\04"), "/x\\04", "too short: left alone");
         assert_eq!(unescape("/x\\999"), "/x\\999", "not octal: left alone");
         assert_eq!(unescape("/end\\"), "/end\\");
+    }
+
+    const LOCAL: &str = "\
+22 1 0:21 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w
+23 22 0:22 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+24 22 0:23 / /dev rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
+25 22 8:1 /data /dls ro,relatime - ext4 /dev/sda1 rw
+";
+
+    #[test]
+    fn only_local_mounts_let_the_check_run_inline() {
+        assert!(all_local(LOCAL));
+        let nfs = format!("{LOCAL}26 22 0:50 / /dls rw - nfs4 server:/export rw,vers=4.2\n");
+        assert!(!all_local(&nfs));
+        for fstype in [
+            "fuse.sshfs",
+            "cifs",
+            "ceph",
+            "9p",
+            "virtiofs",
+            "autofs",
+            "newfs",
+        ] {
+            let m = format!("{LOCAL}26 22 0:50 / /x rw - {fstype} src rw\n");
+            assert!(!all_local(&m), "{fstype}");
+        }
+        // Unreadable lines count against.
+        assert!(!all_local(&format!("{LOCAL}garbage without separator\n")));
     }
 }

@@ -462,7 +462,7 @@ impl Plan {
     /// The data-dir verdict predicted without becoming the service's user.
     pub fn predict_data_dir(&self) -> datadir::Verdict {
         let current = (self.current.euid, self.current.egid);
-        datadir::assess(&self.data_dir, &self.who, current, self.data_dir_timeout).0
+        datadir::assess(&self.data_dir, &self.who, current).0
     }
 
     fn identity_line(&self) -> String {

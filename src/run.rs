@@ -5,56 +5,18 @@
 use crate::config::{Format, RunConfig};
 use crate::datadir;
 use crate::deadline;
-use crate::error::{fail, os_fail, Code, Result};
-use crate::identity::Current;
-use crate::plan::{self, Facts, Plan};
+use crate::error::{fail, Code, Result};
+use crate::plan::{Facts, Plan};
 use crate::privileges::{self, RealSys};
 use crate::signals::{self, Inherited};
 use crate::spawn::{self, Prepared};
 use crate::supervise::Supervisor;
-
-/// Reads the process's identity, capabilities, terminal and environment.
-pub fn gather_facts() -> Result<Facts> {
-    let creds = privileges::read_state().map_err(|e| os_fail("reading credentials", e))?;
-    let current = Current {
-        ruid: creds.uids.0,
-        euid: creds.uids.1,
-        suid: creds.uids.2,
-        rgid: creds.gids.0,
-        egid: creds.gids.1,
-        sgid: creds.gids.2,
-        groups: creds.groups.clone(),
-    };
-    Ok(Facts {
-        pid: std::process::id() as i32,
-        current,
-        creds,
-        stdin_tty: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
-        env: std::env::vars_os().collect(),
-        ngroups_max: std::fs::read_to_string("/proc/sys/kernel/ngroups_max")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(65536),
-        setgroups_denied: std::fs::read_to_string("/proc/self/setgroups")
-            .is_ok_and(|s| s.trim() == "deny"),
-        in_userns: std::fs::read_to_string("/proc/self/uid_map")
-            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]),
-    })
-}
-
-/// plan::build in a bounded step: it reads passwd, group and .env and looks
-/// at the workdir and PATH, any of which may sit on a stalled mount.
-pub fn bounded_plan(cfg: &RunConfig, facts: &Facts, local: bool) -> Result<Plan> {
-    let (c, f) = (cfg.clone(), facts.clone());
-    deadline::run("planning", cfg.id.io_timeout, local, move || {
-        plan::build(&c, &f, &crate::inputs::Fs)
-    })?
-}
+use crate::world;
 
 pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
-    let facts = gather_facts()?;
+    let facts = world::facts()?;
     let local = deadline::all_local();
-    let plan = bounded_plan(cfg, &facts, local)?;
+    let plan = world::plan(cfg, &facts, local)?;
     if cfg.dry_run {
         let p = plan.clone();
         // A stall is the verdict the real run would reach: shown, and

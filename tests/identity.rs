@@ -272,7 +272,11 @@ fn non_root_start_must_match_the_configured_user() {
         ],
     );
     assert_eq!(code, 0, "same identity goes on: {err}");
-    assert_eq!(out.trim(), "NoNewPrivs:\t1", "no_new_privs set on a non-root start too");
+    assert_eq!(
+        out.trim(),
+        "NoNewPrivs:\t1",
+        "no_new_privs set on a non-root start too"
+    );
 }
 
 #[test]
