@@ -375,7 +375,7 @@ fn run(a: RunArgs) -> Result<RunConfig> {
 
 fn gen_etc(a: GenEtcArgs) -> Result<Command> {
     let id = |what: &str, v: &str| {
-        crate::etc_files::parse_id_str(v).ok_or_else(|| {
+        crate::identity::etc_files::parse_id_str(v).ok_or_else(|| {
             fail(
                 Code::Usage,
                 format!("{what} {v:?} is not an id; use a number in 0..=4294967294"),
@@ -383,7 +383,7 @@ fn gen_etc(a: GenEtcArgs) -> Result<Command> {
         })
     };
     Ok(Command::GenEtc(GenEtcConfig {
-        spec: crate::etc_files::GenSpec {
+        spec: crate::identity::etc_files::GenSpec {
             uid: id("--uid", &a.uid)?,
             gid: id("--gid", &a.gid)?,
             name: a.name,

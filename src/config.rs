@@ -46,7 +46,7 @@ pub struct RunConfig {
 
 #[derive(Debug, Clone)]
 pub struct GenEtcConfig {
-    pub spec: crate::etc_files::GenSpec,
+    pub spec: crate::identity::etc_files::GenSpec,
     pub out: PathBuf,
 }
 

@@ -65,7 +65,7 @@ pub fn code(err: &anyhow::Error) -> Code {
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     if let Some(t) = err
         .chain()
-        .find_map(|e| e.downcast_ref::<crate::deadline::Terminated>())
+        .find_map(|e| e.downcast_ref::<crate::inputs::deadline::Terminated>())
     {
         return 128 + t.signal;
     }

@@ -1,39 +1,38 @@
 //! smartem-init: a static PID-1 entrypoint. The binary is a thin `main`;
 //! everything lives here so tests can reach the pure parts.
 
+// Modules are private: the compiler reports whatever nothing uses. What
+// crosses the crate's edge is re-exported below (the binary's main, the
+// fuzz targets).
 #[macro_use]
-pub mod log;
-pub mod access;
-pub mod alloc;
-pub mod cli;
-pub mod command;
-pub mod config;
-pub mod config_file;
-pub mod datadir;
-pub mod deadline;
-pub mod doctor;
-pub mod dotenv;
-pub mod error;
-pub mod etc_files;
-pub mod gen_etc;
-pub mod healthcheck;
-pub mod identity;
-pub mod inputs;
-pub mod mountinfo;
-pub mod plan;
-pub mod privileges;
-pub mod roles;
-pub mod run;
-pub mod signals;
-pub mod spawn;
-pub mod supervise;
-pub mod world;
+mod log;
+mod alloc;
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod identity;
+mod inputs;
+mod pid1;
+mod plan;
+mod run;
+mod smartem;
+
+pub use alloc::Arena;
+pub use pid1::signals::{block_all, Inherited};
+
+/// The parsers the fuzz targets drive (fuzz/).
+pub mod fuzzing {
+    pub use crate::identity::etc_files::{parse_group, parse_passwd, EtcDb, MAX_ID};
+    pub use crate::identity::resolve;
+    pub use crate::smartem::dotenv::parse as parse_dotenv;
+}
 
 use std::ffi::OsString;
 
 /// Parse, dispatch, and map the outcome to the process status, printing
 /// an error once. `inherited` is the signal state main() saved.
-pub fn entry(args: Vec<OsString>, inherited: std::io::Result<signals::Inherited>) -> i32 {
+pub fn entry(args: Vec<OsString>, inherited: std::io::Result<Inherited>) -> i32 {
     match dispatch(args, inherited) {
         Ok(code) => code,
         Err(e) => {
@@ -43,10 +42,7 @@ pub fn entry(args: Vec<OsString>, inherited: std::io::Result<signals::Inherited>
     }
 }
 
-fn dispatch(
-    args: Vec<OsString>,
-    inherited: std::io::Result<signals::Inherited>,
-) -> error::Result<i32> {
+fn dispatch(args: Vec<OsString>, inherited: std::io::Result<Inherited>) -> error::Result<i32> {
     let inherited = inherited.map_err(|e| error::os_fail("blocking signals", e))?;
     // Refuse a setuid/setgid installation before even parsing arguments.
     let current = identity::Current::read().map_err(|e| error::os_fail("getresuid", e))?;
@@ -61,8 +57,8 @@ fn dispatch(
             log::set_level(cfg.log_level);
             run::run(&cfg, &inherited)
         }
-        config::Command::GenEtc(cfg) => gen_etc::run(&cfg).map(|_| 0),
-        config::Command::Doctor(cfg) => doctor::run(&cfg),
-        config::Command::Health(cfg) => Ok(healthcheck::run(&cfg)),
+        config::Command::GenEtc(cfg) => commands::gen_etc::run(&cfg).map(|_| 0),
+        config::Command::Doctor(cfg) => commands::doctor::run(&cfg),
+        config::Command::Health(cfg) => Ok(commands::healthcheck::run(&cfg)),
     }
 }

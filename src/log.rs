@@ -22,15 +22,6 @@ impl Level {
             _ => None,
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::Error => "error",
-            Level::Warn => "warn",
-            Level::Info => "info",
-            Level::Debug => "debug",
-        }
-    }
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);

@@ -11,12 +11,12 @@ use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStringExt;
 
 #[global_allocator]
-static ALLOC: smartem_init::alloc::Arena = smartem_init::alloc::Arena::new();
+static ALLOC: smartem_init::Arena = smartem_init::Arena::new();
 
 #[no_mangle]
 extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // First: from here on no signal is lost or acted on by default.
-    let inherited = smartem_init::signals::block_all();
+    let inherited = smartem_init::block_all();
     let args = (0..argc.max(0) as usize)
         .map(|i| {
             // SAFETY: the C runtime passes argc valid NUL-terminated strings in argv.

@@ -3,15 +3,15 @@
 //! verification, workdir, data-dir check, pre-start step, service.
 
 use crate::config::{Format, RunConfig};
-use crate::datadir;
-use crate::deadline;
 use crate::error::{fail, Code, Result};
+use crate::identity::privileges::{self, RealSys};
+use crate::inputs::deadline;
+use crate::inputs::world;
+use crate::pid1::signals::{self, Inherited};
+use crate::pid1::spawn::{self, Prepared};
+use crate::pid1::supervise::Supervisor;
 use crate::plan::{Facts, Plan};
-use crate::privileges::{self, RealSys};
-use crate::signals::{self, Inherited};
-use crate::spawn::{self, Prepared};
-use crate::supervise::Supervisor;
-use crate::world;
+use crate::smartem::datadir;
 
 pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
     let facts = world::facts()?;
@@ -93,7 +93,7 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
     if let Some(dir) = plan.workdir.clone() {
         let uid = plan.who.uid;
         deadline::run("entering the workdir", plan.io_timeout, local, move || {
-            crate::deadline::doing(format!("entering the workdir {}", dir.display()));
+            crate::inputs::deadline::doing(format!("entering the workdir {}", dir.display()));
             nix::unistd::chdir(dir.as_path()).map_err(|e| {
                 fail(
                     Code::Config,

@@ -1,7 +1,7 @@
 //! passwd/group parsing never panics, and what it accepts has sane ids.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use smartem_init::etc_files::{parse_group, parse_passwd, MAX_ID};
+use smartem_init::fuzzing::{parse_group, parse_passwd, MAX_ID};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

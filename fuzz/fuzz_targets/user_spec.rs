@@ -2,7 +2,7 @@
 //! that doesn't name root (0 or "root") on the user side.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use smartem_init::etc_files::{parse_group, parse_passwd, EtcDb};
+use smartem_init::fuzzing::{parse_group, parse_passwd, EtcDb};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(spec) = std::str::from_utf8(data) else { return };
@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         group: parse_group("root:x:0:\nsvc:x:5000:svc\n", "g").unwrap(),
         ..Default::default()
     };
-    if let Ok(t) = smartem_init::identity::resolve(spec, &db) {
+    if let Ok(t) = smartem_init::fuzzing::resolve(spec, &db) {
         let user = spec.split(':').next().unwrap_or("");
         if t.uid == 0 {
             assert!(user == "root" || user.bytes().all(|b| b == b'0'), "{spec:?} resolved to uid 0");

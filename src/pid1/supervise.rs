@@ -4,7 +4,7 @@
 //! Signals are data here: they stay blocked and are taken by sigwaitinfo
 //! (sigtimedwait while a timer runs).
 
-use crate::signals;
+use crate::pid1::signals;
 use std::time::{Duration, Instant};
 
 const TERMINATING: [i32; 2] = [libc::SIGTERM, libc::SIGINT];

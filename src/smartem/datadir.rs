@@ -4,7 +4,7 @@
 //! start-up deadline (src/deadline.rs), because a stalled NFS mount must not
 //! hang start-up.
 
-use crate::access::{can_list_and_enter, Who};
+use crate::identity::access::{can_list_and_enter, Who};
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -54,7 +54,7 @@ impl Verdict {
 /// stat, classified: the metadata of a directory, or the verdict that
 /// ends the check (absent, not a directory, refused).
 fn stat_dir(path: &Path) -> Result<std::fs::Metadata, Verdict> {
-    crate::deadline::doing(format!("checking the data dir {}", path.display()));
+    crate::inputs::deadline::doing(format!("checking the data dir {}", path.display()));
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(m),
         Ok(_) => Err(Verdict::NotADirectory),
@@ -117,7 +117,7 @@ mod tests {
     fn a_stalled_check_is_a_stalled_verdict_in_time() {
         // The deadline the callers put around the check.
         let t = Instant::now();
-        let v = crate::deadline::run_or_stalled(
+        let v = crate::inputs::deadline::run_or_stalled(
             "the data-dir check",
             Duration::from_millis(100),
             false,

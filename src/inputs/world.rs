@@ -4,11 +4,11 @@
 //! plan through here, so they decide alike.
 
 use crate::config::RunConfig;
-use crate::deadline;
 use crate::error::{os_fail, Result};
+use crate::identity::privileges;
 use crate::identity::Current;
+use crate::inputs::deadline;
 use crate::plan::{self, Facts, Plan};
-use crate::privileges;
 
 /// Reads the process's identity, capabilities, terminal and environment.
 pub fn facts() -> Result<Facts> {

@@ -2,7 +2,7 @@
 
 use crate::config::GenEtcConfig;
 use crate::error::{fail, Code, Result};
-use crate::etc_files::generate;
+use crate::identity::etc_files::generate;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;

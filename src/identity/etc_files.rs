@@ -21,7 +21,6 @@ pub struct PasswdEntry {
     pub uid: u32,
     pub gid: u32,
     pub home: String,
-    pub shell: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,10 +72,6 @@ impl EtcDb {
 
     pub fn group_by_name(&self, name: &str) -> Option<&GroupEntry> {
         self.group.iter().find(|e| e.name == name)
-    }
-
-    pub fn group_by_gid(&self, gid: u32) -> Option<&GroupEntry> {
-        self.group.iter().find(|e| e.gid == gid)
     }
 
     /// Gids of the groups that list `user` as a member, sorted, no repeats.
@@ -190,7 +185,6 @@ pub fn parse_passwd(text: &str, origin: &str) -> Result<Vec<PasswdEntry>> {
             uid: parse_id(f[2], origin, no, "uid")?,
             gid: parse_id(f[3], origin, no, "gid")?,
             home: f[5].to_string(),
-            shell: f[6].to_string(),
         });
     }
     Ok(out)
@@ -345,10 +339,6 @@ mod tests {
         assert_eq!(p.len(), 3);
         assert_eq!(p[1].name, "alice");
         assert_eq!(p[1].home, "/home/alice");
-        assert_eq!(
-            p[1].shell, "/bin/sh",
-            "CR of a CRLF line is not part of the shell"
-        );
         assert_eq!(p[2].uid, 65534, "last line without newline is read");
     }
 
@@ -443,7 +433,6 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(db.user_by_name("smartem").unwrap().uid, 5000);
-        assert_eq!(db.group_by_gid(5000).unwrap().name, "smartem");
         assert_eq!(db.user_by_uid(65534).unwrap().name, "nobody");
         assert_eq!(db.group_by_name("nogroup").unwrap().gid, 65534);
     }

@@ -2,15 +2,15 @@
 //! can't do (`id`, `ls -la /dls`, `mount`), with a verdict and the fix for
 //! each problem. Reads only; changes nothing. Exit 0 healthy, 1 otherwise.
 
-use crate::access::{can_list_and_enter, Who};
 use crate::config::DoctorConfig;
-use crate::datadir::{self, Verdict};
 use crate::error::Result;
-use crate::etc_files::EtcDb;
+use crate::identity::access::{can_list_and_enter, Who};
+use crate::identity::etc_files::EtcDb;
+use crate::identity::privileges::names;
 use crate::identity::{self, Action, Target};
-use crate::mountinfo;
+use crate::inputs::mountinfo;
 use crate::plan::fmt_ids;
-use crate::privileges::names;
+use crate::smartem::datadir::{self, Verdict};
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -106,7 +106,7 @@ impl Report {
 }
 
 pub fn run(cfg: &DoctorConfig) -> Result<i32> {
-    let facts = crate::world::facts()?;
+    let facts = crate::inputs::world::facts()?;
     let cur = &facts.current;
     let mut r = Report {
         out: String::from("smartem-init doctor: read-only checks\n"),
@@ -125,10 +125,10 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     );
     // Every file-system look is a bounded step: doctor is what an operator
     // runs when something is wrong, a stalled mount included.
-    let local = crate::deadline::all_local();
+    let local = crate::inputs::deadline::all_local();
     let timeout = cfg.id.io_timeout;
     let etc_dir = cfg.id.etc_dir.clone();
-    let db = match crate::deadline::run_or_stalled(
+    let db = match crate::inputs::deadline::run_or_stalled(
         "reading passwd and group",
         timeout,
         local,
@@ -201,7 +201,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
         let (w, current, mi) = (who.clone(), (cur.euid, cur.egid), mountinfo.clone());
         let p = path.clone();
         let step = format!("checking {}", path.display());
-        let rows = crate::deadline::run_or_stalled(&step, timeout, local, move || {
+        let rows = crate::inputs::deadline::run_or_stalled(&step, timeout, local, move || {
             let mut part = Report {
                 out: String::new(),
                 problems: 0,
@@ -301,7 +301,7 @@ fn path_rows(
         if is_data_dir { "data dir" } else { "path" },
         path.display()
     ));
-    crate::deadline::doing(format!("looking at {}", path.display()));
+    crate::inputs::deadline::doing(format!("looking at {}", path.display()));
     let meta = std::fs::metadata(path);
     r.row(
         "exists",

@@ -2,15 +2,17 @@
 //! snapshot of the process (`Facts`) and read-only looks at files, with no
 //! side effects. `--dry-run` prints it; the real run applies it.
 
-use crate::access::Who;
+pub mod command;
+
 use crate::config::RunConfig;
 use crate::error::{fail, Code, Result};
-use crate::etc_files::EtcDb;
+use crate::identity::access::Who;
+use crate::identity::etc_files::EtcDb;
+use crate::identity::privileges::{names, CredState, DropPlan, LOCKED_SECUREBITS};
 use crate::identity::{self, Action, Current};
 use crate::inputs::{Inputs, Kind};
-use crate::privileges::{names, CredState, DropPlan, LOCKED_SECUREBITS};
-use crate::roles::{self, RoleInput};
-use crate::{command, datadir, dotenv};
+use crate::smartem::roles::{self, RoleInput};
+use crate::smartem::{datadir, dotenv};
 use caps::Capability;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -128,7 +130,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     // Working directory and .env.
     let workdir = match &cfg.workdir {
         Some(w) if {
-            crate::deadline::doing(format!("looking at the workdir {}", w.display()));
+            crate::inputs::deadline::doing(format!("looking at the workdir {}", w.display()));
             is_dir(fs, w)
         } =>
         {
@@ -141,7 +143,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
             ))
         }
         None => {
-            crate::deadline::doing("looking for /app");
+            crate::inputs::deadline::doing("looking for /app");
             Some(PathBuf::from("/app")).filter(|p| is_dir(fs, p))
         }
     };
@@ -356,7 +358,7 @@ fn plan_drop(
         keep: cfg.keep_caps.clone(),
         clear_bounding: setpcap,
         lock_securebits: setpcap && cfg.keep_caps.is_empty(),
-        supported: crate::privileges::caps_in(facts.creds.supported),
+        supported: crate::identity::privileges::caps_in(facts.creds.supported),
         skip_setgroups,
         in_userns: facts.in_userns,
     })
@@ -376,7 +378,7 @@ pub fn alembic_hint(argv: &[OsString], cwd: &Path, fs: &dyn Inputs) -> Option<St
         .any(|a| a == "-c" || a == "--config" || a.to_string_lossy().starts_with("--config="));
     let ini = cwd.join("alembic.ini");
     if is_alembic && !has_config {
-        crate::deadline::doing(format!("looking for {}", ini.display()));
+        crate::inputs::deadline::doing(format!("looking for {}", ini.display()));
     }
     (is_alembic && !has_config && fs.metadata(&ini).is_err()).then(|| {
         format!(
@@ -494,7 +496,7 @@ impl Plan {
         );
         row("identity", self.identity_line());
         row("groups", fmt_ids(&self.who.groups));
-        let keep = names(crate::privileges::mask_of(&self.drop.keep));
+        let keep = names(crate::identity::privileges::mask_of(&self.drop.keep));
         row(
             "capabilities",
             format!(
@@ -664,5 +666,4 @@ fn fmt_env(added: &[EnvNote]) -> String {
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

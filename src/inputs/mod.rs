@@ -6,6 +6,11 @@
 //! tests answer from memory. Process state (credentials, environment) comes
 //! in `plan::Facts`, read once by the caller.
 
+pub mod config_file;
+pub mod deadline;
+pub mod mountinfo;
+pub mod world;
+
 use crate::error::Result;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -57,7 +62,7 @@ pub struct Fs;
 
 impl Inputs for Fs {
     fn config_file(&self, path: &Path, max: u64, what: &str, fix: &str) -> Result<Option<Vec<u8>>> {
-        crate::config_file::read(path, max, what, fix)
+        crate::inputs::config_file::read(path, max, what, fix)
     }
     fn metadata(&self, path: &Path) -> std::io::Result<Meta> {
         std::fs::metadata(path).map(|m| Meta::from(&m))

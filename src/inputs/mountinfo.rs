@@ -97,7 +97,7 @@ const LOCAL_FS: &[&str] = &[
 /// cannot be read counts as not local.
 pub fn all_local(mountinfo: &str) -> bool {
     mountinfo.lines().filter(|l| !l.is_empty()).all(|line| {
-        crate::mountinfo::parse_line(line).is_some_and(|e| LOCAL_FS.contains(&e.fstype))
+        crate::inputs::mountinfo::parse_line(line).is_some_and(|e| LOCAL_FS.contains(&e.fstype))
     })
 }
 

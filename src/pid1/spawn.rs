@@ -4,7 +4,7 @@
 //! "could not exec" (126/127) is told apart from "exited 127".
 
 use crate::error::{fail, os_fail, Code, Result};
-use crate::signals::Inherited;
+use crate::pid1::signals::Inherited;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -80,7 +80,7 @@ pub fn spawn(
     p: &Prepared,
     inherited: &Inherited,
     tty: bool,
-    who: &crate::access::Who,
+    who: &crate::identity::access::Who,
 ) -> Result<libc::pid_t> {
     let mut stack = vec![0u8; CHILD_STACK];
     let mut args = ChildArgs {
@@ -141,7 +141,8 @@ pub fn spawn(
     let hint = if errno == libc::ENOENT {
         "the program or its interpreter (#! line) is missing".to_string()
     } else if errno == libc::EACCES {
-        match crate::access::exec_denied_by(who, Path::new(&p.shown), &crate::inputs::Fs) {
+        match crate::identity::access::exec_denied_by(who, Path::new(&p.shown), &crate::inputs::Fs)
+        {
             Some(why) => format!("{why}; fix that mode or owner"),
             None => {
                 "the mode bits allow it: check the noexec mount flag and the #! interpreter".into()

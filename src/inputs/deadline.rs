@@ -83,7 +83,7 @@ fn terminated(sig: i32, step: &str, rec: &Record) -> anyhow::Error {
         signal: sig,
         msg: format!(
             "received {} during start-up while {}: exiting without starting the service",
-            crate::signals::name(sig),
+            crate::pid1::signals::name(sig),
             if at.is_empty() { step.to_string() } else { at }
         ),
     })
@@ -91,13 +91,14 @@ fn terminated(sig: i32, step: &str, rec: &Record) -> anyhow::Error {
 
 /// Is every mount local, so that no file-system call can stall?
 pub fn all_local() -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| crate::mountinfo::all_local(&m))
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|m| crate::inputs::mountinfo::all_local(&m))
 }
 
 /// Takes a pending SIGTERM/SIGINT, if any, without waiting.
 fn termination() -> Option<i32> {
-    let set = crate::signals::set_of(&[libc::SIGTERM, libc::SIGINT]);
-    match crate::signals::wait(&set, Some(Duration::ZERO)) {
+    let set = crate::pid1::signals::set_of(&[libc::SIGTERM, libc::SIGINT]);
+    match crate::pid1::signals::wait(&set, Some(Duration::ZERO)) {
         Ok(Some(info)) => Some(info.si_signo),
         _ => None,
     }

@@ -5,8 +5,8 @@
 use super::*;
 use crate::config::{Format, IdentityConfig};
 use crate::error::exit_code;
+use crate::identity::privileges::CredState;
 use crate::inputs::mem::Mem;
-use crate::privileges::CredState;
 
 const ALL_CAPS: u64 = (1 << 41) - 1;
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\

@@ -2,8 +2,12 @@
 //! passwd/group files, and the decision of what to do given who we are
 //! now. Pure: the current identity comes in as a value.
 
+pub mod access;
+pub mod etc_files;
+pub mod privileges;
+
 use crate::error::{fail, Code, Result};
-use crate::etc_files::{parse_id_str, EtcDb};
+use crate::identity::etc_files::{parse_id_str, EtcDb};
 
 /// The identity the service (and smartem-init itself) will run as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +43,8 @@ pub struct Current {
     pub groups: Vec<u32>,
 }
 
-impl From<&crate::privileges::CredState> for Current {
-    fn from(c: &crate::privileges::CredState) -> Current {
+impl From<&crate::identity::privileges::CredState> for Current {
+    fn from(c: &crate::identity::privileges::CredState) -> Current {
         Current {
             ruid: c.uids.0,
             euid: c.uids.1,
@@ -258,7 +262,7 @@ pub fn decide(cur: &Current, target: Option<Target>, require_non_root: bool) -> 
 mod tests {
     use super::*;
     use crate::error::exit_code;
-    use crate::etc_files::{parse_group, parse_passwd};
+    use crate::identity::etc_files::{parse_group, parse_passwd};
 
     fn db() -> EtcDb {
         EtcDb {
