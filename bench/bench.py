@@ -276,8 +276,16 @@ def main():
     ap.add_argument("--signals", type=int, default=1000)
     ap.add_argument("--orphans", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
+                    help="another smartem-init build, measured beside the shipped one")
+    ap.add_argument("--only", default="", help="comma-separated steps (size,startup,memory,latency,reaping)")
+    ap.add_argument("--name", default="", help="results go to bench/results/DATE-NAME.*; README untouched")
     args = ap.parse_args()
     table = peers(os.path.abspath(args.init))
+    for v in args.variant:
+        name, path = v.split("=", 1)
+        path = os.path.abspath(path)
+        table[name] = (path, [path, "-qq", "--"])
     testsvc = os.path.abspath(args.testsvc)
     res = {"date": datetime.date.today().isoformat(), "cpu": cpu_model(), "kernel": platform.release(),
            "params": {"runs": args.runs, "warmup": args.warmup, "rounds": args.rounds, "signals": args.signals, "orphans": args.orphans,
@@ -287,9 +295,17 @@ def main():
              ("reaping", lambda: reaping(table, testsvc, args.orphans, args.repeats))]
     if args.docker:
         steps.append(("docker_stop", lambda: docker_stop(table, testsvc, 3)))
+    if args.only:
+        steps = [s for s in steps if s[0] in args.only.split(",")]
     for key, step in steps:
         print(f"bench: {key}", file=sys.stderr)
         res[key] = step()
+    if args.name:
+        out = Path("bench/results")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{res['date']}-{args.name}.json").write_text(json.dumps(res, indent=2) + "\n")
+        print(json.dumps({k: res[k] for k in res if k in ("size", "startup", "memory")}, indent=2))
+        return
     md = markdown(res)
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)

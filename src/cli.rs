@@ -181,8 +181,10 @@ pub fn parse_secs(s: &str) -> std::result::Result<Duration, String> {
 
 /// Parses argv (program name first). Usage errors are one line, exit 64.
 pub fn parse(args: Vec<OsString>) -> Result<Command> {
-    if let Some(run_args) = parse_run_only(&args) {
-        return run(run_args).map(Command::Run);
+    if !cfg!(feature = "bench-no-run-only-parser") {
+        if let Some(run_args) = parse_run_only(&args) {
+            return run(run_args).map(Command::Run);
+        }
     }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,

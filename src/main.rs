@@ -10,6 +10,7 @@ use std::ffi::{CStr, OsString};
 use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStringExt;
 
+#[cfg(not(feature = "bench-no-arena"))]
 #[global_allocator]
 static ALLOC: smartem_init::Arena = smartem_init::Arena::new();
 

@@ -49,12 +49,9 @@ fn dry_run(cfg: &RunConfig, plan: &Plan, verdict: datadir::Verdict) -> i32 {
         crate::error!("{msg}");
         return *code as i32;
     }
-    if plan.require_data_dir && !verdict.is_ok() {
-        crate::error!(
-            "{} (required: --require-data-dir)",
-            verdict.describe(&plan.data_dir, plan.who.uid)
-        );
-        return Code::Config as i32;
+    if let Err(e) = plan.data_dir_outcome(&verdict) {
+        crate::error!("{e:#}");
+        return crate::error::exit_code(&e);
     }
     0
 }
@@ -114,15 +111,8 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
         move || datadir::check_now(&dir),
     )?
     .unwrap_or(datadir::Verdict::Stalled(plan.data_dir_timeout));
-    if !verdict.is_ok() {
-        let msg = verdict.describe(&plan.data_dir, plan.who.uid);
-        if plan.require_data_dir {
-            return Err(fail(
-                Code::Config,
-                format!("{msg} (required: --require-data-dir)"),
-            ));
-        }
-        warn!("{msg}");
+    if let Some(warning) = plan.data_dir_outcome(&verdict)? {
+        warn!("{warning}");
     }
 
     let mut sup = Supervisor::new(plan.pid1, plan.grace);

@@ -451,6 +451,24 @@ fn load_dotenv(
 }
 
 impl Plan {
+    /// What a data-dir verdict means for this run: Ok(None) readable,
+    /// Ok(Some(warning)) go on with a warning, Err(78) when it is required.
+    /// The one place for the rule, for the real run and the dry run alike.
+    pub fn data_dir_outcome(&self, verdict: &datadir::Verdict) -> Result<Option<String>> {
+        if verdict.is_ok() {
+            return Ok(None);
+        }
+        let msg = verdict.describe(&self.data_dir, self.who.uid);
+        if self.require_data_dir {
+            Err(fail(
+                Code::Config,
+                format!("{msg} (required: --require-data-dir)"),
+            ))
+        } else {
+            Ok(Some(msg))
+        }
+    }
+
     /// The port the api role's service listens on (HTTP_API_PORT after
     /// .env): what `healthcheck` probes.
     pub fn http_api_port(&self) -> Result<u16> {
