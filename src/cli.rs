@@ -200,10 +200,20 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
     };
     match cli.sub {
         Some(Sub::GenEtc(a)) => gen_etc(a),
-        Some(Sub::Doctor(a)) => Ok(Command::Doctor(DoctorConfig {
-            id: identity(a.id)?,
-            paths: a.paths,
-        })),
+        Some(Sub::Doctor(a)) => {
+            let id = identity(a.id)?;
+            let run = run_from(&[OsString::from("smartem-init")])
+                .map(|mut c| {
+                    c.id = id.clone();
+                    c
+                })
+                .map_err(|e| format!("{e:#}"));
+            Ok(Command::Doctor(DoctorConfig {
+                id,
+                paths: a.paths,
+                run,
+            }))
+        }
         Some(Sub::Healthcheck(a)) => Ok(Command::Health(HealthConfig {
             url: a.url.filter(|u| !u.is_empty()),
             timeout: a.timeout,

@@ -54,6 +54,9 @@ pub struct GenEtcConfig {
 pub struct DoctorConfig {
     pub id: IdentityConfig,
     pub paths: Vec<PathBuf>,
+    /// Run mode's settings from this environment with doctor's identity
+    /// options on top (or why they don't resolve): the plan doctor explains.
+    pub run: std::result::Result<RunConfig, String>,
 }
 
 #[derive(Debug, Clone)]

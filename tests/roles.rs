@@ -327,9 +327,14 @@ fn doctor_healthy_and_unhealthy_with_advice() {
     let dls = d.path().join("dls");
     std::fs::create_dir(&dls).unwrap();
     std::fs::set_permissions(&dls, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A service that resolves, so only the data dir decides the verdict.
     let doctor = |env: &[(&str, &str)], args: &[&str]| {
         let mut c = Command::new(bin());
-        c.env("SMARTEM_DATA_DIR", &dls).arg("doctor").args(args);
+        c.env("SMARTEM_DATA_DIR", &dls)
+            .env("SMARTEM_API_CMD", "/bin/true")
+            .env("SMARTEM_SKIP_MIGRATIONS", "1")
+            .arg("doctor")
+            .args(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -344,6 +349,7 @@ fn doctor_healthy_and_unhealthy_with_advice() {
         "configured",
         "privileges",
         "no_new_privs",
+        "service",
         "data dir",
         "owner, mode",
         "mount",
@@ -375,11 +381,36 @@ fn doctor_healthy_and_unhealthy_with_advice() {
             .arg(bin())
             .env("SMARTEM_USER", "5000:5000")
             .env("SMARTEM_DATA_DIR", &dls)
+            .env("SMARTEM_API_CMD", "/bin/true")
+            .env("SMARTEM_SKIP_MIGRATIONS", "1")
             .arg("doctor"),
     );
     assert_eq!(code, 1, "{err}");
     assert!(
-        out.contains("runAsUser: 5000") && out.contains("running as uid 1000"),
+        out.contains("runAsUser: 5000") && out.contains("started as uid=1000 gid=1000"),
+        "{out}"
+    );
+    // Doctor explains the plan: --require-non-root counts there as at start.
+    let (code, out, _) = doctor(
+        &[("SMARTEM_USER", "root"), ("SMARTEM_REQUIRE_NON_ROOT", "1")],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("--require-non-root") && out.contains("exit 77 at start"),
+        "{out}"
+    );
+    // And a command the service's user can't find or run.
+    let (code, out, _) = doctor(
+        &[
+            ("SMARTEM_USER", "nobody"),
+            ("SMARTEM_API_CMD", "no-such-server"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("no-such-server") && out.contains("exit 127 at start"),
         "{out}"
     );
 }
@@ -644,4 +675,65 @@ fn a_failed_migration_names_its_command_workdir_and_the_missing_alembic_ini() {
     let (code, _, err) = run_cmd(f.cmd().env("MIGRATE_EXIT", "2"));
     assert_eq!(code, 2);
     assert!(!err.contains("alembic.ini is missing"), "{err}");
+}
+
+#[test]
+fn doctor_exec_d_into_a_running_container_reports_pid_1_and_the_service() {
+    if !need_pid_ns() {
+        return;
+    }
+    // smartem-init as PID 1 dropped to nobody, its service sleeping; then
+    // doctor run the way `kubectl exec` runs it: a new process in the
+    // namespace, as root here (crun exec's default).
+    let svc = testsvc();
+    let init = Pid1::start(&[
+        "--user",
+        "nobody",
+        "--data-dir",
+        "/tmp",
+        "--",
+        &svc,
+        "sleep",
+    ]);
+    wait_until(Duration::from_secs(5), "the service", || {
+        !children(init.pid).is_empty()
+    });
+    let (code, out, err) = run_cmd(
+        Command::new("nsenter")
+            .arg(format!("--target={}", init.pid))
+            .args(["--pid", "--mount"])
+            .arg(bin())
+            .args(["doctor", "--user", "nobody", "--data-dir", "/tmp"])
+            .env("SMARTEM_API_CMD", "/bin/true")
+            .env("SMARTEM_SKIP_MIGRATIONS", "1"),
+    );
+    let section = |title: &str| {
+        out.split("\n\n")
+            .find(|s| s.starts_with(title))
+            .unwrap_or_else(|| panic!("no {title} section: {out}{err}"))
+            .to_string()
+    };
+    let pid1 = section("running: smartem-init (PID 1)");
+    assert!(
+        pid1.contains("uid            65534 65534 65534 65534"),
+        "{pid1}"
+    );
+    assert!(
+        pid1.contains("effective      none") && pid1.contains("bounding       none"),
+        "{pid1}"
+    );
+    assert!(pid1.contains("no_new_privs   1"), "{pid1}");
+    assert!(pid1.contains("OK      runs as planned"), "{pid1}");
+    let service = section("running: service smartem-testsvc");
+    assert!(
+        service.contains("uid            65534 65534 65534 65534"),
+        "{service}"
+    );
+    assert!(service.contains("no_new_privs   1"), "{service}");
+    // The exec'd doctor itself is root with every capability: reported too,
+    // but not mistaken for the service.
+    assert!(out.contains("running as     uid=0"), "{out}");
+    assert_eq!(code, 0, "{out}{err}");
+    init.signal(libc::SIGTERM);
+    let _ = init.wait(Duration::from_secs(5));
 }

@@ -5,11 +5,10 @@
 use crate::config::DoctorConfig;
 use crate::error::Result;
 use crate::identity::access::{can_list_and_enter, Who};
-use crate::identity::etc_files::EtcDb;
 use crate::identity::privileges::names;
-use crate::identity::{self, Action, Target};
+use crate::identity::Action;
 use crate::inputs::mountinfo;
-use crate::plan::fmt_ids;
+use crate::plan::{fmt_ids, Plan};
 use crate::smartem::datadir::{self, Verdict};
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
@@ -123,53 +122,54 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
             fmt_ids(&cur.groups)
         ),
     );
-    // Every file-system look is a bounded step: doctor is what an operator
-    // runs when something is wrong, a stalled mount included.
+    // The plan run mode would make here, bounded like a start (doctor is
+    // what an operator runs when something is wrong, a stalled mount
+    // included): doctor explains it rather than deciding anew.
     let local = crate::inputs::deadline::all_local();
     let timeout = cfg.id.io_timeout;
-    let etc_dir = cfg.id.etc_dir.clone();
-    let db = match crate::inputs::deadline::run_or_stalled(
-        "reading passwd and group",
-        timeout,
-        local,
-        move || EtcDb::load(&etc_dir, &crate::inputs::Fs),
-    )? {
-        Ok(db) => db,
-        Err(stalled) => Err(crate::error::fail(crate::error::Code::OsErr, stalled)),
-    };
-    let mut who = Who {
-        uid: cur.euid,
-        gid: cur.egid,
-        groups: cur.groups.clone(),
-    };
-    match (&cfg.id.user, &db) {
-        (_, Err(e)) => {
-            r.row("etc files", format!("{e:#}"));
-            r.verdict(
-                false,
-                "fix or regenerate the files with `smartem-init gen-etc`",
-            );
+    let plan = cfg
+        .run
+        .clone()
+        .map_err(|e| crate::error::fail(crate::error::Code::Usage, e))
+        .and_then(|c| crate::inputs::world::plan(&c, &facts, local));
+    // A SIGTERM/SIGINT while planning ends doctor too (128+N).
+    let plan = match plan {
+        Err(e)
+            if e.chain()
+                .any(|c| c.is::<crate::inputs::deadline::Terminated>()) =>
+        {
+            return Err(e)
         }
-        (None, Ok(_)) => {
+        other => other,
+    };
+    let who = match &plan {
+        Ok(p) => {
+            plan_rows(&mut r, p);
+            p.who.clone()
+        }
+        Err(e) => {
             r.row(
                 "configured",
-                "no SMARTEM_USER/--user: the service keeps this identity",
+                cfg.id
+                    .user
+                    .as_deref()
+                    .map_or("no SMARTEM_USER/--user".to_string(), |u| {
+                        format!("SMARTEM_USER={u}")
+                    }),
             );
-            let text = if cur.euid == 0 {
-                "the service would run as root (without capabilities); set SMARTEM_USER for production"
-            } else {
-                "the service runs as the current user"
-            };
-            r.verdict(true, text);
-        }
-        (Some(spec), Ok(db)) => match identity::resolve(spec, db) {
-            Err(e) => {
-                r.row("configured", format!("SMARTEM_USER={spec}"));
-                r.verdict(false, &format!("{e:#}"));
+            r.verdict(
+                false,
+                &format!("{e:#} (exit {} at start)", crate::error::exit_code(e)),
+            );
+            Who {
+                uid: cur.euid,
+                gid: cur.egid,
+                groups: cur.groups.clone(),
             }
-            Ok(t) => identity_rows(&mut r, cur, t, db, &mut who),
-        },
-    }
+        }
+    };
+
+    running_init_rows(&mut r, &facts, plan.as_ref().ok());
 
     r.section("privileges");
     let all = facts.creds.supported;
@@ -239,52 +239,138 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     Ok(if r.problems == 0 { 0 } else { 1 })
 }
 
-fn identity_rows(r: &mut Report, cur: &identity::Current, t: Target, db: &EtcDb, who: &mut Who) {
-    r.row(
-        "configured",
-        format!(
-            "SMARTEM_USER={} -> {} groups={}",
-            t.spec,
-            t.describe(),
-            fmt_ids(&t.groups)
-        ),
-    );
-    match db.user_by_uid(t.uid) {
-        Some(e) => r.row(
-            "passwd entry",
+/// Who the service will be and what it will run, from the plan.
+fn plan_rows(r: &mut Report, p: &Plan) {
+    let configured = match &p.action {
+        Action::Switch(t) | Action::AlreadyTarget(t) => {
             format!(
-                "{}:{}:{} home={} ({})",
-                e.name,
-                e.uid,
-                e.gid,
-                e.home,
-                db.passwd_path.display()
-            ),
-        ),
-        None => r.row(
-            "passwd entry",
-            format!("none for uid {} (numeric ids work; HOME=/)", t.uid),
-        ),
-    }
-    *who = Who {
-        uid: t.uid,
-        gid: t.gid,
-        groups: t.groups.clone(),
-    };
-    match identity::decide(cur, Some(t.clone()), false) {
-        Ok(Action::Switch(_)) => r.verdict(true, &format!("started as root: will switch to uid {}", t.uid)),
-        Ok(_) => {
-            who.groups = cur.groups.clone();
-            r.verdict(true, "already the configured user")
+                "SMARTEM_USER={} -> {} groups={}",
+                t.spec,
+                t.describe(),
+                fmt_ids(&p.who.groups)
+            )
         }
-        Err(_) => r.verdict(
-            false,
-            &format!(
-                "running as uid {} gid {} but configured for {}: run with runAsUser: {} and runAsGroup: {} \
-                 (or docker --user {}:{}), or unset SMARTEM_USER",
-                cur.euid, cur.egid, t.spec, t.uid, t.gid, t.uid, t.gid
-            ),
-        ),
+        Action::KeepCurrent => {
+            "no SMARTEM_USER/--user: the service keeps this identity".to_string()
+        }
+    };
+    r.row("configured", configured);
+    if let Action::Switch(t) | Action::AlreadyTarget(t) = &p.action {
+        r.row(
+            "passwd entry",
+            if t.has_passwd_entry {
+                format!("{} home={}", t.user_name, t.home)
+            } else {
+                format!("none for uid {} (numeric ids work; HOME=/)", t.uid)
+            },
+        );
+    }
+    let text = match &p.action {
+        Action::Switch(t) => format!("started as root: will switch to uid {}", t.uid),
+        Action::AlreadyTarget(_) => "already the configured user".to_string(),
+        Action::KeepCurrent if p.who.uid == 0 => {
+            "the service would run as root (without capabilities); set SMARTEM_USER for production"
+                .to_string()
+        }
+        Action::KeepCurrent => "the service runs as the current user".to_string(),
+    };
+    r.verdict(true, &text);
+    r.section("service");
+    r.row(
+        "role",
+        p.role
+            .clone()
+            .unwrap_or_else(|| "none (a command given)".into()),
+    );
+    if let Some(pre) = &p.pre_start {
+        r.row("pre-start", pre.program.display());
+    }
+    r.row("command", p.service.program.display());
+    if let Some(h) = &p.migration_hint {
+        r.verdict(false, h);
+    }
+    for (code, msg) in &p.problems {
+        r.verdict(false, &format!("{msg} (exit {} at start)", *code as i32));
+    }
+    if p.problems.is_empty() && p.migration_hint.is_none() {
+        r.verdict(
+            true,
+            "the commands are found and executable by the service's user",
+        );
+    }
+}
+
+/// One field of /proc/PID/status.
+fn status_of(status: &str, key: &str) -> Option<String> {
+    status.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|v| v.strip_prefix(':'))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    })
+}
+
+/// Under `kubectl exec` or `docker exec` doctor is a new process: this
+/// section reads what PID 1 (smartem-init) and its service really have,
+/// from /proc, beside what the plan intends.
+fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&Plan>) {
+    let comm = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    if comm.trim() != "smartem-init" || facts.pid == 1 {
+        return;
+    }
+    let children = std::fs::read_to_string("/proc/1/task/1/children").unwrap_or_default();
+    let mut pids = vec![("smartem-init (PID 1)".to_string(), 1)];
+    if let Some(c) = children
+        .split_whitespace()
+        .next()
+        .and_then(|c| c.parse::<i32>().ok())
+    {
+        let name = std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
+        pids.push((format!("service {} (pid {c})", name.trim()), c));
+    }
+    for (title, pid) in pids {
+        r.section(&format!("running: {title}"));
+        let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            r.row("status", "cannot be read");
+            continue;
+        };
+        let get = |k: &str| status_of(&st, k).unwrap_or_else(|| "?".into());
+        r.row("uid", get("Uid"));
+        r.row("gid", get("Gid"));
+        r.row("groups", get("Groups"));
+        for (k, name) in [
+            ("CapEff", "effective"),
+            ("CapPrm", "permitted"),
+            ("CapInh", "inheritable"),
+            ("CapBnd", "bounding"),
+            ("CapAmb", "ambient"),
+        ] {
+            let mask = u64::from_str_radix(&get(k), 16).unwrap_or(0);
+            let all = facts.creds.supported;
+            r.row(
+                name,
+                if mask == all && all != 0 {
+                    format!("all {}", all.count_ones())
+                } else {
+                    names(mask)
+                },
+            );
+        }
+        r.row("no_new_privs", get("NoNewPrivs"));
+        r.row("seccomp", get("Seccomp"));
+        if let Some(p) = plan {
+            let uid = get("Uid");
+            let want = format!("{0} {0} {0} {0}", p.who.uid);
+            let nnp = get("NoNewPrivs") == "1";
+            let ok = uid == want && nnp;
+            r.verdict(
+                ok,
+                &if ok {
+                    format!("runs as planned: uid {} everywhere, no_new_privs set", p.who.uid)
+                } else {
+                    format!("differs from the plan (uid {} with no_new_privs): restarted since the settings changed?", p.who.uid)
+                },
+            );
+        }
     }
 }
 

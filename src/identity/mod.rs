@@ -232,11 +232,15 @@ pub fn decide(cur: &Current, target: Option<Target>, require_non_root: bool) -> 
                 Code::NoPerm,
                 format!(
                     "started as {} but the configured user is {} (--user/SMARTEM_USER={}); a non-root process \
-                     cannot switch: the container's user (Kubernetes runAsUser/runAsGroup, docker --user) \
-                     differs from the image's; make them match or unset SMARTEM_USER",
+                     cannot switch: the container's user differs from the image's; run with runAsUser: {} and \
+                     runAsGroup: {} (docker --user {}:{}), or unset SMARTEM_USER to keep the given identity",
                     cur.describe(),
                     t.describe(),
-                    t.spec
+                    t.spec,
+                    t.uid,
+                    t.gid,
+                    t.uid,
+                    t.gid
                 ),
             ))
         }
