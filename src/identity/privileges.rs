@@ -4,6 +4,7 @@
 //! (youki's pattern); `RealSys` is the thin layer over nix/caps/libc.
 
 use crate::error::{fail, Code, Result};
+use crate::identity::access::Who;
 use caps::{CapSet, Capability, CapsHashSet};
 use std::io;
 
@@ -30,7 +31,7 @@ pub const LOCKED_SECUREBITS: u32 = SECBIT_NOROOT
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropPlan {
     /// uid, gid and supplementary groups to switch to (started as root).
-    pub switch_to: Option<(u32, u32, Vec<u32>)>,
+    pub switch_to: Option<Who>,
     /// Kept as permitted, effective, inheritable and ambient.
     pub keep: Vec<Capability>,
     /// Bounding set reduced to `keep` (needs CAP_SETPCAP).
@@ -133,7 +134,7 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
         )
     })?;
 
-    let switching_away_from_root = plan.switch_to.as_ref().is_some_and(|(uid, _, _)| *uid != 0);
+    let switching_away_from_root = plan.switch_to.as_ref().is_some_and(|w| w.uid != 0);
     // Kept capabilities must survive setresuid() in the permitted set so
     // they can be raised into the ambient set afterwards.
     let keepcaps = !keep.is_empty() && switching_away_from_root;
@@ -158,7 +159,7 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
             .map_err(|e| step_failed("prctl(PR_SET_SECUREBITS)", e, need_root_caps))?;
     }
 
-    if let Some((uid, gid, groups)) = &plan.switch_to {
+    if let Some(Who { uid, gid, groups }) = &plan.switch_to {
         // Groups, then gid, then uid: the first two need CAP_SETGID, which
         // the uid change drops. setgroups() is skipped only where the user
         // namespace denies it and the groups already are the target's (the
@@ -233,10 +234,12 @@ pub fn verify(sys: &mut dyn Sys, plan: &DropPlan, start: &CredState) -> Result<(
             format!("privilege drop not verified: {what}; the service was not started"),
         )
     };
-    let (uid, gid, groups) = match &plan.switch_to {
-        Some((u, g, gs)) => (*u, *g, gs.clone()),
-        None => (start.uids.1, start.gids.1, start.groups.clone()),
-    };
+    // The identity the plan switched to, or the one it started with.
+    let Who { uid, gid, groups } = plan.switch_to.clone().unwrap_or(Who {
+        uid: start.uids.1,
+        gid: start.gids.1,
+        groups: start.groups.clone(),
+    });
     if st.uids != (uid, uid, uid) {
         return Err(bad(format!("uids are {:?}, expected all {uid}", st.uids)));
     }
@@ -583,7 +586,11 @@ mod tests {
         DropPlan {
             skip_setgroups: false,
             in_userns: false,
-            switch_to: Some((5000, 5000, vec![6000])),
+            switch_to: Some(Who {
+                uid: 5000,
+                gid: 5000,
+                groups: vec![6000],
+            }),
             lock_securebits: keep.is_empty(),
             keep,
             clear_bounding: true,

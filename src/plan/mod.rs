@@ -125,7 +125,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
             groups: cur.groups.clone(),
         },
     };
-    let drop = plan_drop(cfg, facts, &action, &mut notes)?;
+    let drop = plan_drop(cfg, facts, &action, &who, &mut notes)?;
 
     // Working directory and .env.
     let workdir = match &cfg.workdir {
@@ -263,6 +263,7 @@ fn plan_drop(
     cfg: &RunConfig,
     facts: &Facts,
     action: &Action,
+    who: &Who,
     notes: &mut Vec<String>,
 ) -> Result<DropPlan> {
     let eff = facts.creds.effective;
@@ -280,12 +281,12 @@ fn plan_drop(
                     ),
                 ));
             }
-            Some((t.uid, t.gid, t.groups.clone()))
+            Some(who.clone())
         }
         _ => None,
     };
     let mut skip_setgroups = false;
-    if let (Some((_, _, groups)), Action::Switch(t)) = (&switch_to, action) {
+    if let (Some(Who { groups, .. }), Action::Switch(t)) = (&switch_to, action) {
         if groups.len() > facts.ngroups_max {
             return Err(fail(
                 Code::NoPerm,

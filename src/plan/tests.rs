@@ -144,7 +144,11 @@ fn root_with_a_name_switches_with_its_memberships_and_passwd_home() {
         vec![6000],
         "exactly the group file's memberships"
     );
-    assert_eq!(p.drop.switch_to, Some((5000, 5000, vec![6000])));
+    assert_eq!(
+        p.drop.switch_to.as_ref(),
+        Some(&p.who),
+        "one identity from plan to drop"
+    );
     assert_eq!(env_of(&p, "HOME"), Some("/home/smartem"));
     assert_eq!(env_of(&p, "USER"), Some("smartem"));
     let home = p.env_added.iter().find(|e| e.name == "HOME").unwrap();
