@@ -3,12 +3,15 @@
 //! side effects. `--dry-run` prints it; the real run applies it.
 
 pub mod command;
+mod render;
+
+pub use render::fmt_ids;
 
 use crate::config::RunConfig;
 use crate::error::{fail, Code, Result};
 use crate::identity::access::Who;
 use crate::identity::etc_files::EtcDb;
-use crate::identity::privileges::{names, CredState, DropPlan, LOCKED_SECUREBITS};
+use crate::identity::privileges::{names, CredState, DropPlan};
 use crate::identity::{self, Action, Current};
 use crate::inputs::{Inputs, Kind};
 use crate::smartem::roles::{self, RoleInput};
@@ -485,203 +488,6 @@ impl Plan {
         let current = (self.current.euid, self.current.egid);
         datadir::assess(&self.data_dir, &self.who, current).0
     }
-
-    fn identity_line(&self) -> String {
-        match &self.action {
-            Action::Switch(t) => format!(
-                "{} -> {} (switch as root)",
-                self.current.describe(),
-                t.describe()
-            ),
-            Action::AlreadyTarget(t) => format!("{} (already the configured user)", t.describe()),
-            Action::KeepCurrent => format!("{} (no --user: kept)", self.current.describe()),
-        }
-    }
-
-    pub fn to_text(&self, data_dir: &datadir::Verdict) -> String {
-        let mut out = String::from("smartem-init plan (dry run: nothing was changed)\n");
-        let mut row = |k: &str, v: String| out.push_str(&format!("  {k:<14} {v}\n"));
-        row(
-            "supervision",
-            format!(
-                "{}; forward signals, reap zombies; SIGKILL {:.1}s after SIGTERM/SIGINT",
-                if self.pid1 {
-                    "PID 1"
-                } else {
-                    "not PID 1: child subreaper"
-                },
-                self.grace.as_secs_f64()
-            ),
-        );
-        row("identity", self.identity_line());
-        row("groups", fmt_ids(&self.who.groups));
-        let keep = names(crate::identity::privileges::mask_of(&self.drop.keep));
-        row(
-            "capabilities",
-            format!(
-                "effective/permitted/inheritable/ambient: {keep}; bounding: {}; securebits: {}",
-                if self.drop.clear_bounding {
-                    format!("cleared to {keep}")
-                } else {
-                    "left as is".into()
-                },
-                if self.drop.lock_securebits {
-                    format!("locked ({LOCKED_SECUREBITS:#x})")
-                } else {
-                    "not locked".into()
-                }
-            ),
-        );
-        row("no_new_privs", "set".into());
-        row(
-            "role",
-            self.role
-                .clone()
-                .unwrap_or_else(|| "none (command given after --)".into()),
-        );
-        if let Some(p) = &self.pre_start {
-            row("pre-start", fmt_cmd(p));
-        }
-        row("service", fmt_cmd(&self.service));
-        row(
-            "workdir",
-            self.workdir
-                .as_ref()
-                .map_or("unchanged (no /app, none given)".into(), |w| {
-                    w.display().to_string()
-                }),
-        );
-        row("env file", self.dotenv.clone());
-        row("environment", fmt_env(&self.env_added));
-        row(
-            "data dir",
-            format!(
-                "{} ({}): {}",
-                self.data_dir.display(),
-                if self.require_data_dir {
-                    "required"
-                } else {
-                    "warning only"
-                },
-                data_dir.describe(&self.data_dir, self.who.uid)
-            ),
-        );
-        row(
-            "terminal",
-            if self.tty {
-                "stdin is a TTY: service gets the foreground".into()
-            } else {
-                "none: service gets its own session".into()
-            },
-        );
-        for n in &self.notes {
-            row("note", n.clone());
-        }
-        for (code, msg) in &self.problems {
-            row("PROBLEM", format!("{msg} (exit {})", *code as i32));
-        }
-        out
-    }
-
-    pub fn to_json(&self, data_dir: &datadir::Verdict) -> String {
-        use serde_json::json;
-        let cmd = |c: &Cmd| {
-            json!({
-                "argv": c.argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
-                "program": c.program.display().to_string(),
-            })
-        };
-        let target = match &self.action {
-            Action::Switch(t) | Action::AlreadyTarget(t) => json!({
-                "spec": t.spec, "uid": t.uid, "gid": t.gid, "user": t.user_name, "home": t.home,
-                "has_passwd_entry": t.has_passwd_entry,
-            }),
-            Action::KeepCurrent => serde_json::Value::Null,
-        };
-        let action = match &self.action {
-            Action::Switch(_) => "switch",
-            Action::AlreadyTarget(_) => "already-target",
-            Action::KeepCurrent => "keep-current",
-        };
-        let keep: Vec<String> = self.drop.keep.iter().map(|c| c.to_string()).collect();
-        let value = json!({
-            "supervision": if self.pid1 { "pid1" } else { "subreaper" },
-            "identity": {
-                "action": action,
-                "current": {"uid": self.current.euid, "gid": self.current.egid, "groups": self.current.groups},
-                "target": target,
-                "uid": self.who.uid,
-                "gid": self.who.gid,
-                "groups": self.who.groups,
-            },
-            "capabilities": {
-                "effective": keep, "permitted": keep, "inheritable": keep, "ambient": keep,
-                "bounding": if self.drop.clear_bounding { json!(keep) } else { json!("unchanged") },
-                "securebits_locked": self.drop.lock_securebits,
-            },
-            "no_new_privs": true,
-            "role": self.role,
-            "pre_start": self.pre_start.as_ref().map(cmd),
-            "service": cmd(&self.service),
-            "workdir": self.workdir.as_ref().map(|w| w.display().to_string()),
-            "env_file": self.dotenv,
-            "env_added": self.env_added.iter().map(|e| json!({"name": e.name, "source": e.source, "value": e.value})).collect::<Vec<_>>(),
-            "data_dir": {
-                "path": self.data_dir.display().to_string(),
-                "required": self.require_data_dir,
-                "timeout_secs": self.data_dir_timeout.as_secs_f64(),
-                "ok": data_dir.is_ok(),
-                "verdict": data_dir.describe(&self.data_dir, self.who.uid),
-            },
-            "grace_period_secs": self.grace.as_secs_f64(),
-            "tty": self.tty,
-            "notes": self.notes,
-            "problems": self.problems.iter().map(|(c, m)| json!({"exit_code": *c as i32, "message": m})).collect::<Vec<_>>(),
-        });
-        let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
-        s.push('\n');
-        s
-    }
-}
-
-/// Ids as "a,b,c", or "none".
-pub fn fmt_ids(ids: &[u32]) -> String {
-    if ids.is_empty() {
-        "none".into()
-    } else {
-        ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
-    }
-}
-
-fn fmt_cmd(c: &Cmd) -> String {
-    let mut s = c.program.display().to_string();
-    for a in c.argv.iter().skip(1) {
-        let a = a.to_string_lossy();
-        let plain = !a.is_empty()
-            && a.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"'\"\\$`".contains(&b));
-        s.push(' ');
-        if plain {
-            s.push_str(&a);
-        } else {
-            s.push_str(&format!("{:?}", a));
-        }
-    }
-    s
-}
-
-fn fmt_env(added: &[EnvNote]) -> String {
-    if added.is_empty() {
-        return "inherited unchanged".into();
-    }
-    added
-        .iter()
-        .map(|e| match &e.value {
-            Some(v) => format!("{}={v} ({})", e.name, e.source),
-            None => format!("{} ({}, value hidden)", e.name, e.source),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
