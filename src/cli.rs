@@ -63,8 +63,9 @@ struct IdentityArgs {
 struct RunArgs {
     #[command(flatten)]
     id: IdentityArgs,
-    /// Role whose command runs: api or worker (empty means api)
-    #[arg(long, env = "ROLE", value_name = "NAME")]
+    /// Role whose command runs: api, worker or migrate (empty means api). Without it, the ROLE
+    /// variable decides, from the environment or WORKDIR/.env (the environment wins) [env: ROLE=]
+    #[arg(long, value_name = "NAME")]
     role: Option<String>,
     /// Directory to chdir to before the service starts [default: /app if it exists]
     #[arg(long, env = "SMARTEM_WORKDIR", value_name = "DIR")]

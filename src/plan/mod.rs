@@ -181,6 +181,8 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
 
     // What to run.
     let (role, pre_start_argv, service_argv) = if cfg.command.is_empty() {
+        // The one place ROLE is read: --role, else the environment after
+        // .env (the real environment wins there, as for every variable).
         let role_value = if cfg.role.is_empty() {
             env_get(&env, "ROLE")
                 .map(|r| r.to_string_lossy().into_owned())
