@@ -5,7 +5,7 @@
 use crate::config::*;
 use crate::error::{fail, Code, Result};
 use crate::log::Level;
-use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -182,11 +182,6 @@ pub fn parse_secs(s: &str) -> std::result::Result<Duration, String> {
 
 /// Parses argv (program name first). Usage errors are one line, exit 64.
 pub fn parse(args: Vec<OsString>) -> Result<Command> {
-    if !cfg!(feature = "bench-no-run-only-parser") {
-        if let Some(run_args) = parse_run_only(&args) {
-            return run(run_args).map(Command::Run);
-        }
-    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -232,24 +227,6 @@ pub fn run_from(args: &[OsString]) -> Result<RunConfig> {
         Command::Run(cfg) => Ok(cfg),
         _ => Err(fail(Code::Usage, "not run-mode arguments")),
     }
-}
-
-/// Run mode is nearly every start, and building clap's whole command, three
-/// subcommands with their help included, was over half of smartem-init's
-/// start-up instructions (callgrind). So the arguments first meet a command
-/// holding only the run-mode options, without help or version flags. Anything
-/// it does not accept outright (a subcommand name is a stray positional to
-/// it; --help, --version, any error) returns None and is parsed again by the
-/// full command, so help, version and every error message stay the full
-/// command's.
-fn parse_run_only(args: &[OsString]) -> Option<RunArgs> {
-    let cmd = RunArgs::augment_args(
-        clap::Command::new("smartem-init")
-            .disable_help_flag(true)
-            .disable_version_flag(true),
-    );
-    let matches = cmd.try_get_matches_from(args).ok()?;
-    RunArgs::from_arg_matches(&matches).ok()
 }
 
 /// clap's first paragraph (e.g. "required arguments were not provided:"
@@ -416,65 +393,6 @@ mod tests {
             .chain(list.iter().copied())
             .map(OsString::from)
             .collect()
-    }
-
-    #[test]
-    fn the_run_only_parser_agrees_with_the_full_one_or_defers_to_it() {
-        let cases: &[&[&str]] = &[
-            &[],
-            &["--", "true"],
-            &[
-                "-qq",
-                "--user",
-                "5000:5000",
-                "--keep-cap",
-                "NET_BIND_SERVICE,CHOWN",
-                "--",
-                "a",
-                "-b",
-            ],
-            &[
-                "--role",
-                "worker",
-                "--grace-period",
-                "2.5",
-                "--require-data-dir",
-                "--dry-run",
-                "--format",
-                "json",
-            ],
-            &[
-                "-v",
-                "--data-dir",
-                "/data",
-                "--workdir",
-                "/w",
-                "--skip-migrations",
-                "--",
-                "--help",
-            ],
-        ];
-        for case in cases {
-            let fast = parse_run_only(&args(case)).expect("run-only parser accepts it");
-            let full = Cli::try_parse_from(args(case)).expect("full parser accepts it");
-            assert!(full.sub.is_none());
-            assert_eq!(format!("{fast:?}"), format!("{:?}", full.run), "{case:?}");
-        }
-        let deferred: &[&[&str]] = &[
-            &["--help"],
-            &["-h"],
-            &["--version"],
-            &["doctor"],
-            &["gen-etc", "--uid", "1"],
-            &["healthcheck"],
-            &["--user", "x", "doctor"],
-            &["--bogus"],
-            &["--format", "json"],
-            &["-v", "-q"],
-        ];
-        for case in deferred {
-            assert!(parse_run_only(&args(case)).is_none(), "{case:?}");
-        }
     }
 
     fn run_cfg(list: &[&str]) -> RunConfig {
