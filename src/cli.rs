@@ -16,6 +16,7 @@ use std::time::Duration;
     version,
     about = "Static PID-1 entrypoint: drops to the configured user, checks the data mount, runs the role's service, forwards signals and reaps zombies.",
     args_conflicts_with_subcommands = true,
+    after_help = "Also read: HTTP_API_PORT (the api role's port, default 8000), KUBERNETES_SERVICE_HOST (set: WORKDIR/.env is not loaded), PATH (where commands are found), RABBITMQ_PORT (healthcheck: the worker's broker connection). The roles and every variable: README.md.",
     disable_help_subcommand = true,
     max_term_width = 100
 )]

@@ -5,7 +5,7 @@
 use crate::config::DoctorConfig;
 use crate::error::Result;
 use crate::identity::access::{can_list_and_enter, Who};
-use crate::identity::privileges::names;
+use crate::identity::creds::names;
 use crate::identity::Action;
 use crate::inputs::mountinfo;
 use crate::plan::{fmt_ids, Plan};

@@ -3,6 +3,7 @@
 //! now. Pure: the current identity comes in as a value.
 
 pub mod access;
+pub mod creds;
 pub mod etc_files;
 pub mod privileges;
 
@@ -43,8 +44,8 @@ pub struct Current {
     pub groups: Vec<u32>,
 }
 
-impl From<&crate::identity::privileges::CredState> for Current {
-    fn from(c: &crate::identity::privileges::CredState) -> Current {
+impl From<&crate::identity::creds::CredState> for Current {
+    fn from(c: &crate::identity::creds::CredState) -> Current {
         Current {
             ruid: c.uids.0,
             euid: c.uids.1,

@@ -5,14 +5,14 @@
 
 use crate::config::RunConfig;
 use crate::error::{os_fail, Result};
-use crate::identity::privileges;
+use crate::identity::creds;
 use crate::identity::Current;
 use crate::inputs::deadline;
 use crate::plan::{self, Facts, Plan};
 
 /// Reads the process's identity, capabilities, terminal and environment.
 pub fn facts() -> Result<Facts> {
-    let creds = privileges::read_state().map_err(|e| os_fail("reading credentials", e))?;
+    let creds = creds::read_state().map_err(|e| os_fail("reading credentials", e))?;
     let current = Current::from(&creds);
     Ok(Facts {
         pid: std::process::id() as i32,

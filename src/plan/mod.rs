@@ -10,8 +10,9 @@ pub use render::fmt_ids;
 use crate::config::RunConfig;
 use crate::error::{fail, Code, Result};
 use crate::identity::access::Who;
+use crate::identity::creds::{caps_in, names, CredState};
 use crate::identity::etc_files::EtcDb;
-use crate::identity::privileges::{names, CredState, DropPlan};
+use crate::identity::privileges::DropPlan;
 use crate::identity::{self, Action, Current};
 use crate::inputs::{Inputs, Kind};
 use crate::smartem::roles::{self, RoleInput};
@@ -364,7 +365,7 @@ fn plan_drop(
         keep: cfg.keep_caps.clone(),
         clear_bounding: setpcap,
         lock_securebits: setpcap && cfg.keep_caps.is_empty(),
-        supported: crate::identity::privileges::caps_in(facts.creds.supported),
+        supported: caps_in(facts.creds.supported),
         skip_setgroups,
         in_userns: facts.in_userns,
     })

@@ -1,7 +1,8 @@
 //! The plan as the dry run prints it: text for a person, JSON for tools.
 
 use super::{Cmd, EnvNote, Plan};
-use crate::identity::privileges::{names, LOCKED_SECUREBITS};
+use crate::identity::creds::{mask_of, names};
+use crate::identity::privileges::LOCKED_SECUREBITS;
 use crate::identity::Action;
 use crate::smartem::datadir;
 
@@ -35,7 +36,7 @@ impl Plan {
         );
         row("identity", self.identity_line());
         row("groups", fmt_ids(&self.who.groups));
-        let keep = names(crate::identity::privileges::mask_of(&self.drop.keep));
+        let keep = names(mask_of(&self.drop.keep));
         row(
             "capabilities",
             format!(

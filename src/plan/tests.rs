@@ -5,7 +5,7 @@
 use super::*;
 use crate::config::{Format, IdentityConfig};
 use crate::error::exit_code;
-use crate::identity::privileges::CredState;
+use crate::identity::creds::CredState;
 use crate::inputs::mem::Mem;
 
 const ALL_CAPS: u64 = (1 << 41) - 1;
