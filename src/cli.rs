@@ -116,8 +116,10 @@ struct RunArgs {
     /// Fewer of smartem-init's own messages (-q warnings, -qq errors only)
     #[arg(short, long, action = ArgAction::Count)]
     quiet: u8,
-    /// The command to run instead of the role's (generic init use)
-    #[arg(last = true, value_name = "COMMAND")]
+    /// The command to run instead of the role's (generic init use), with or without `--` before
+    /// it: the first argument that is not an option starts it, and everything after it, options
+    /// included, is the command's (as with tini, dumb-init and gosu)
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<OsString>,
 }
 
@@ -270,6 +272,10 @@ fn absolute(path: PathBuf, what: &str) -> Result<PathBuf> {
 fn identity(a: IdentityArgs) -> Result<IdentityConfig> {
     Ok(IdentityConfig {
         user: nonempty(a.user),
+        data_dir_given: a
+            .data_dir
+            .as_ref()
+            .is_some_and(|d| !d.as_os_str().is_empty()),
         data_dir: absolute(
             nonempty(a.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             "--data-dir/SMARTEM_DATA_DIR",

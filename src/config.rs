@@ -18,6 +18,9 @@ pub enum Format {
 pub struct IdentityConfig {
     pub user: Option<String>,
     pub data_dir: PathBuf,
+    /// Given by --data-dir/SMARTEM_DATA_DIR rather than the /dls default:
+    /// as a plain init (a command given) only a configured one is checked.
+    pub data_dir_given: bool,
     pub etc_dir: PathBuf,
     /// Bound on each file-system step before the service starts.
     pub io_timeout: Duration,

@@ -21,13 +21,17 @@ pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
         let p = plan.clone();
         // A stall is the verdict the real run would reach: shown, and
         // fatal only with --require-data-dir, as there.
-        let verdict = deadline::run_or_stalled(
-            "predicting the data-dir check",
-            cfg.data_dir_timeout,
-            local,
-            move || p.predict_data_dir(),
-        )?
-        .unwrap_or(datadir::Verdict::Stalled(cfg.data_dir_timeout));
+        let verdict = if plan.check_data_dir {
+            deadline::run_or_stalled(
+                "predicting the data-dir check",
+                cfg.data_dir_timeout,
+                local,
+                move || p.predict_data_dir(),
+            )?
+            .unwrap_or(datadir::Verdict::Stalled(cfg.data_dir_timeout))
+        } else {
+            datadir::Verdict::NotChecked
+        };
         return Ok(dry_run(cfg, &plan, verdict));
     }
     if let Some((code, msg)) = plan.problems.first() {
@@ -104,13 +108,17 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
     }
 
     let dir = plan.data_dir.clone();
-    let verdict = deadline::run_or_stalled(
-        "the data-dir check",
-        plan.data_dir_timeout,
-        local,
-        move || datadir::check_now(&dir),
-    )?
-    .unwrap_or(datadir::Verdict::Stalled(plan.data_dir_timeout));
+    let verdict = if plan.check_data_dir {
+        deadline::run_or_stalled(
+            "the data-dir check",
+            plan.data_dir_timeout,
+            local,
+            move || datadir::check_now(&dir),
+        )?
+        .unwrap_or(datadir::Verdict::Stalled(plan.data_dir_timeout))
+    } else {
+        datadir::Verdict::NotChecked
+    };
     if let Some(warning) = plan.data_dir_outcome(&verdict)? {
         warn!("{warning}");
     }
@@ -171,6 +179,12 @@ fn start_and_supervise(
     argv: &[std::ffi::OsString],
 ) -> Result<i32> {
     let pid = spawn::spawn(prepared, inherited, plan.tty, &plan.who)?;
+    if what == "service" {
+        // The service has its working directory (spawn does not share ours:
+        // no CLONE_FS); the init itself moves to / so that it pins no
+        // mount, as dumb-init and catatonit do. A failure costs nothing.
+        let _ = nix::unistd::chdir("/");
+    }
     info!(
         "{what} started as pid {pid}, uid {} gid {}: {}",
         plan.who.uid,

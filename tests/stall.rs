@@ -163,7 +163,7 @@ fn every_path_before_the_service_is_bounded_and_named() {
                 "/tmp",
             ],
             1,
-            "reading passwd and group did not finish within 1.0s".to_string(),
+            format!("planning did not finish within 1.0s (stuck reading {etc}/passwd)"),
         ),
     ];
     let path_var = format!("PATH={}:/usr/bin:/bin", s.path("bin"));

@@ -49,7 +49,7 @@ pub fn mount_of(path: &Path, mountinfo: &str) -> Option<Mount> {
 pub fn advice(path: &Path, verdict: &Verdict, who: &Who) -> String {
     let p = path.display();
     match verdict {
-        Verdict::Readable => "nothing to do".into(),
+        Verdict::Readable | Verdict::NotChecked => "nothing to do".into(),
         Verdict::Absent => format!("mount the data volume at {p} (volumeMounts / docker -v) or point SMARTEM_DATA_DIR at it"),
         Verdict::NotADirectory => format!("{p} must be a directory: mount the data directory there"),
         Verdict::Denied(None) => "even stat is refused: check the parent directories' modes, or (root-squashed NFS) run doctor as the service user: kubectl exec runs as runAsUser"

@@ -70,6 +70,9 @@ pub struct Plan {
     pub env_added: Vec<EnvNote>,
     pub dotenv: String,
     pub data_dir: PathBuf,
+    /// False as a plain init (a command given, no data dir configured):
+    /// nothing SmartEM-specific happens then.
+    pub check_data_dir: bool,
     pub require_data_dir: bool,
     pub data_dir_timeout: Duration,
     /// Bound on each file-system step before the service (chdir).
@@ -146,6 +149,9 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
                 format!("workdir {} does not exist or is not a directory; create it or fix --workdir/SMARTEM_WORKDIR", w.display()),
             ))
         }
+        // /app is the SmartEM image's directory: entered for a role, not
+        // when smartem-init is a plain init for a command.
+        None if !cfg.command.is_empty() => None,
         None => {
             crate::inputs::deadline::doing("looking for /app");
             Some(PathBuf::from("/app")).filter(|p| is_dir(fs, p))
@@ -254,6 +260,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
         env_added,
         dotenv: dotenv_note,
         data_dir: cfg.id.data_dir.clone(),
+        check_data_dir: cfg.command.is_empty() || cfg.id.data_dir_given || cfg.require_data_dir,
         require_data_dir: cfg.require_data_dir,
         data_dir_timeout: cfg.data_dir_timeout,
         io_timeout: cfg.id.io_timeout,

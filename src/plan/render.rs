@@ -152,6 +152,7 @@ impl Plan {
                 "required": self.require_data_dir,
                 "timeout_secs": self.data_dir_timeout.as_secs_f64(),
                 "ok": data_dir.is_ok(),
+                "checked": self.check_data_dir,
                 "verdict": data_dir.describe(&self.data_dir, self.who.uid),
             },
             "grace_period_secs": self.grace.as_secs_f64(),

@@ -19,6 +19,7 @@ fn cfg() -> RunConfig {
         id: IdentityConfig {
             user: None,
             data_dir: "/dls".into(),
+            data_dir_given: false,
             etc_dir: "/etc".into(),
             io_timeout: Duration::from_secs(5),
         },
@@ -442,6 +443,27 @@ fn a_migration_without_alembic_ini_gets_its_hint() {
         None,
         "-c names its own"
     );
+}
+
+#[test]
+fn a_plain_init_for_a_command_neither_enters_app_nor_checks_dls() {
+    let mut c = cfg();
+    c.command = vec!["true".into()];
+    let p = build_ok(&c, &root(), &world());
+    assert_eq!(
+        p.workdir, None,
+        "/app is the SmartEM image's, not a plain init's"
+    );
+    assert!(!p.check_data_dir);
+    c.id.data_dir_given = true;
+    assert!(
+        build_ok(&c, &root(), &world()).check_data_dir,
+        "configured: checked"
+    );
+    let mut c = cfg();
+    c.role = "worker".into();
+    let p = build_ok(&c, &root(), &world());
+    assert!(p.check_data_dir && p.workdir.is_some(), "a role keeps both");
 }
 
 #[test]

@@ -19,11 +19,13 @@ pub enum Verdict {
     Denied(Option<(u32, u32, u32)>),
     Stalled(Duration),
     Error(String),
+    /// Not looked at: a plain init for a command, no data dir configured.
+    NotChecked,
 }
 
 impl Verdict {
     pub fn is_ok(&self) -> bool {
-        *self == Verdict::Readable
+        matches!(self, Verdict::Readable | Verdict::NotChecked)
     }
 
     /// One line: what is wrong, with the facts needed to fix it.
@@ -47,6 +49,9 @@ impl Verdict {
                 t.as_secs_f64()
             ),
             Verdict::Error(e) => format!("data dir {p} cannot be checked as uid {uid}: {e}"),
+            Verdict::NotChecked => format!(
+                "data dir {p} not checked: a command was given and no --data-dir/SMARTEM_DATA_DIR (plain init use)"
+            ),
         }
     }
 }
