@@ -314,7 +314,13 @@ fn bad_input_table() {
             64,
             "4294967295",
         ),
-        case("group only", &["--user", ":0"], &[], 64, ":0"),
+        case(
+            "group part with a colon",
+            &["--user", "0::"],
+            &[],
+            64,
+            "0::",
+        ),
         case("user colon only", &["--user", ":"], &[], 64, "\":\""),
         case(
             "unknown user from env",
@@ -816,7 +822,13 @@ fn bad_input_table() {
         case("unknown group", &["--user", "0:bogus"], &[], 67, "bogus"),
         case("negative uid", &["--user", "-1"], &[], 64, "-1"),
         case("uid overflow", &["--user", &huge], &[], 64, "out of range"),
-        case("empty group", &["--user", "0:"], &[], 64, "group"),
+        case(
+            "current user, unknown group",
+            &["--user", ":nogroup-xyz"],
+            &[],
+            67,
+            "nogroup-xyz",
+        ),
         case("spaces in user", &["--user", "a b"], &[], 64, "whitespace"),
         case(
             "long user name",

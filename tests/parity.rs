@@ -83,3 +83,32 @@ fn pid_1_leaves_its_starting_directory_the_service_keeps_its_own() {
     let (code, _, _) = init.wait(Duration::from_secs(5));
     assert_eq!(code, 143);
 }
+
+#[test]
+fn gosu_user_specs_user_colon_and_colon_group() {
+    if !need_root() {
+        return;
+    }
+    let ids = |spec: &str| {
+        let (code, out, err) = run(&[
+            "--user",
+            spec,
+            "sh",
+            "-c",
+            "echo $(id -u) $(id -g) $(id -G)",
+        ]);
+        assert_eq!(code, 0, "{spec}: {err}");
+        out.trim().to_string()
+    };
+    // USER: is the user with its primary group, as gosu resolves it.
+    assert_eq!(ids("nobody:"), ids("nobody"));
+    assert_eq!(
+        ids("nobody:").split(' ').take(2).collect::<Vec<_>>(),
+        ["65534", "65534"]
+    );
+    // :GROUP is the current user (root here) with that group.
+    assert_eq!(
+        ids(":nogroup").split(' ').take(2).collect::<Vec<_>>(),
+        ["0", "65534"]
+    );
+}

@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
         group: parse_group("root:x:0:\nsvc:x:5000:svc\n", "g").unwrap(),
         ..Default::default()
     };
-    if let Ok(t) = smartem_init::fuzzing::resolve(spec, &db) {
+    // Not root: gosu's ":GROUP" is the current user, so it must not be 0.
+    if let Ok(t) = smartem_init::fuzzing::resolve(spec, &db, 4242) {
         let user = spec.split(':').next().unwrap_or("");
         if t.uid == 0 {
             assert!(user == "root" || user.bytes().all(|b| b == b'0'), "{spec:?} resolved to uid 0");

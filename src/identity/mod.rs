@@ -98,22 +98,33 @@ fn usage(msg: String) -> anyhow::Error {
 }
 
 /// Resolves `USER`, `USER:GROUP`, `UID`, `UID:GID` (names or numbers on
-/// either side). Syntax errors are 64; names that don't resolve are 67 and
+/// either side), and gosu's two short forms: `USER:` (the user's primary
+/// group, as `USER`) and `:GROUP` (the current user, `current_uid`, with
+/// that group). Syntax errors are 64; names that don't resolve are 67 and
 /// never fall back to root.
-pub fn resolve(spec: &str, db: &EtcDb) -> Result<Target> {
-    let hint = "use USER, USER:GROUP, UID or UID:GID (e.g. --user 5000:5000)";
+pub fn resolve(spec: &str, db: &EtcDb, current_uid: u32) -> Result<Target> {
+    let hint = "use USER, USER:GROUP, UID, UID:GID, USER: or :GROUP (e.g. --user 5000:5000)";
     if spec.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(usage(format!(
             "user spec {spec:?} contains whitespace or control characters; {hint}"
         )));
     }
     let (user_part, group_part) = match spec.split_once(':') {
+        // gosu's USER: means the user's own group.
+        Some((u, "")) if !u.is_empty() => (u, None),
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    if user_part.is_empty() {
+    if user_part.is_empty() && group_part.is_none_or(str::is_empty) {
         return Err(usage(format!("user spec {spec:?} has no user; {hint}")));
     }
+    // gosu's :GROUP means the current user with that group.
+    let current = current_uid.to_string();
+    let user_part = if user_part.is_empty() {
+        current.as_str()
+    } else {
+        user_part
+    };
     if user_part.starts_with('-') || group_part.is_some_and(|g| g.starts_with('-')) {
         return Err(usage(format!(
             "user spec {spec:?} is negative or starts with '-'; {hint}"
@@ -288,7 +299,7 @@ mod tests {
     }
 
     fn ids(spec: &str) -> (u32, u32, Vec<u32>, String) {
-        let t = resolve(spec, &db()).unwrap();
+        let t = resolve(spec, &db(), 4242).unwrap();
         (t.uid, t.gid, t.groups, t.home)
     }
 
@@ -316,14 +327,14 @@ mod tests {
 
     #[test]
     fn numeric_uid_without_entry_gets_its_own_number_as_gid() {
-        let t = resolve("1000", &db()).unwrap();
+        let t = resolve("1000", &db(), 4242).unwrap();
         assert_eq!(
             (t.uid, t.gid, t.home.as_str(), t.user_name.as_str()),
             (1000, 1000, "/", "1000")
         );
         assert!(t.groups.is_empty());
         assert!(!t.has_passwd_entry);
-        assert_eq!(resolve("1000:7", &db()).unwrap().gid, 7);
+        assert_eq!(resolve("1000:7", &db(), 4242).unwrap().gid, 7);
     }
 
     #[test]
@@ -334,8 +345,8 @@ mod tests {
             ("0:bogus", 67),
             ("nobody:bogus", 67),
             ("", 64),
-            (":0", 64),
-            ("0:", 64),
+            (":", 64),
+            ("0::", 64),
             ("0:0:0", 64),
             ("a b", 64),
             ("4294967295", 64),
@@ -343,7 +354,7 @@ mod tests {
             ("-1", 64),
             ("0:-1", 64),
         ] {
-            let err = resolve(spec, &db()).unwrap_err();
+            let err = resolve(spec, &db(), 4242).unwrap_err();
             assert_eq!(exit_code(&err), code, "{spec:?}: {err:#}");
         }
     }
@@ -362,7 +373,7 @@ mod tests {
 
     #[test]
     fn root_switches_non_root_must_match() {
-        let t = resolve("smartem", &db()).unwrap();
+        let t = resolve("smartem", &db(), 4242).unwrap();
         assert!(matches!(
             decide(&cur(0, 0), Some(t.clone()), false).unwrap(),
             Action::Switch(_)
@@ -387,13 +398,13 @@ mod tests {
 
     #[test]
     fn require_non_root_refuses_uid_0_either_way() {
-        let root = resolve("root", &db()).unwrap();
+        let root = resolve("root", &db(), 4242).unwrap();
         assert_eq!(
             exit_code(&decide(&cur(0, 0), Some(root), true).unwrap_err()),
             77
         );
         assert_eq!(exit_code(&decide(&cur(0, 0), None, true).unwrap_err()), 77);
-        let t = resolve("nobody", &db()).unwrap();
+        let t = resolve("nobody", &db(), 4242).unwrap();
         assert!(decide(&cur(0, 0), Some(t), true).is_ok());
     }
 
@@ -405,5 +416,19 @@ mod tests {
         let mut c = cur(1000, 1000);
         c.egid = 0;
         assert_eq!(exit_code(&check_not_setuid(&c).unwrap_err()), 77);
+    }
+
+    #[test]
+    fn gosu_short_forms() {
+        // USER: is the user's own group, like USER.
+        let t = resolve("smartem:", &db(), 4242).unwrap();
+        assert_eq!((t.uid, t.gid), (5000, 5000));
+        // :GROUP is the current user with that group (number or name).
+        let t = resolve(":7", &db(), 4242).unwrap();
+        assert_eq!((t.uid, t.gid), (4242, 7));
+        let t = resolve(":smartem", &db(), 1000).unwrap();
+        assert_eq!((t.uid, t.gid), (1000, 5000));
+        assert_eq!(exit_code(&resolve(":nosuch", &db(), 1000).unwrap_err()), 67);
+        assert_eq!(exit_code(&resolve(":", &db(), 1000).unwrap_err()), 64);
     }
 }

@@ -109,7 +109,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     let target = match &cfg.id.user {
         Some(spec) => {
             let db = EtcDb::load(&cfg.id.etc_dir, fs)?;
-            Some(identity::resolve(spec, &db)?)
+            Some(identity::resolve(spec, &db, facts.current.euid)?)
         }
         None => None,
     };
