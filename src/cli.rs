@@ -80,6 +80,10 @@ struct RunArgs {
     /// Seconds between forwarding SIGTERM/SIGINT and SIGKILL [default: 25]
     #[arg(long, env = "SMARTEM_GRACE_PERIOD", value_name = "SECS", value_parser = parse_secs)]
     grace_period: Option<Duration>,
+    /// Started as root: supplementary groups exactly the user's /etc/group memberships, dropping
+    /// those the runtime added (fsGroup, supplementalGroups, --group-add); default: both, merged
+    #[arg(long, env = "SMARTEM_STRICT_GROUPS", action = ArgAction::SetTrue, value_parser = parse_switch)]
+    strict_groups: bool,
     /// Refuse to run the service as uid 0
     #[arg(long, env = "SMARTEM_REQUIRE_NON_ROOT", action = ArgAction::SetTrue, value_parser = parse_switch)]
     require_non_root: bool,
@@ -354,6 +358,7 @@ fn run(a: RunArgs) -> Result<RunConfig> {
         data_dir_timeout: a.data_dir_timeout.unwrap_or(DEFAULT_DATA_DIR_TIMEOUT),
         grace_period: a.grace_period.unwrap_or(DEFAULT_GRACE),
         require_non_root: a.require_non_root,
+        strict_groups: a.strict_groups,
         keep_caps,
         skip_migrations: a.skip_migrations,
         api_cmd: nonempty(a.api_cmd),

@@ -36,6 +36,8 @@ pub struct RunConfig {
     pub data_dir_timeout: Duration,
     pub grace_period: Duration,
     pub require_non_root: bool,
+    /// Supplementary groups exactly the group file's (no runtime groups).
+    pub strict_groups: bool,
     pub keep_caps: Vec<caps::Capability>,
     pub skip_migrations: bool,
     pub api_cmd: Option<String>,

@@ -122,11 +122,12 @@ fn both_images_drop_to_their_user_with_nothing_left() {
     // primary group as a supplementary one, which is kept: a non-root start
     // can't change groups, nor clear the bounding set without CAP_SETPCAP:
     // docker's default set stays there, inert under no_new_privs); started
-    // as root it drops to exactly the user's /etc/group memberships (none)
-    // and clears the bounding set too.
+    // as root it drops to the user's /etc/group memberships (none) plus the
+    // runtime's groups but 0 (none here), and clears the bounding set too.
     const DOCKER_DEFAULT_BOUNDING: &str = "00000000a80425fb";
     for (img, docker_args, uid, groups, bounding) in [
-        (ROOT_SVC_IMG, &[][..], "0", "", "0000000000000000"),
+        // Root mode: docker's group 0 is kept (the target's primary group).
+        (ROOT_SVC_IMG, &[][..], "0", "0", "0000000000000000"),
         (SVC_IMG, &[][..], "5000", "5000", DOCKER_DEFAULT_BOUNDING),
         (
             SVC_IMG,
@@ -234,8 +235,10 @@ fn data_dir_volume_readable_or_not() {
     let dir = d.path().join("dls");
     std::fs::create_dir(&dir).unwrap();
     let vol = format!("{}:/dls:ro", dir.display());
+    // Configured: as a plain init for a command, only a configured data
+    // dir is checked.
     let probe = |extra: &[&str]| {
-        let mut args = vec!["-v", vol.as_str()];
+        let mut args = vec!["-v", vol.as_str(), "-e", "SMARTEM_DATA_DIR=/dls"];
         args.extend_from_slice(extra);
         run_svc(SVC_IMG, &args, &["--", "/smartem-testsvc", "status"])
     };
@@ -257,6 +260,48 @@ fn data_dir_volume_readable_or_not() {
     let (code, out, err) = probe(&["-e", "SMARTEM_REQUIRE_DATA_DIR=1"]);
     assert_eq!(code, 78, "{err}");
     assert!(!out.contains("Uid:"), "the service must not run");
+}
+
+#[test]
+fn groups_the_runtime_adds_are_kept_on_a_root_start() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    use std::os::unix::fs::PermissionsExt;
+    // A data dir only group 6000 may read (the fsGroup / --group-add case).
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("dls");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(0), Some(6000)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let vol = format!("{}:/dls:ro", dir.display());
+    let probe = |extra: &[&str]| {
+        let mut args = vec![
+            "--user",
+            "0",
+            "--group-add",
+            "6000",
+            "-v",
+            vol.as_str(),
+            "-e",
+            "SMARTEM_DATA_DIR=/dls",
+        ];
+        args.extend_from_slice(extra);
+        run_svc(SVC_IMG, &args, &["--", "/smartem-testsvc", "status"])
+    };
+    // Started as root, dropped to 5000: the runtime's 6000 is kept (merged),
+    // so the group-readable data dir is readable, without a warning.
+    let (code, out, err) = probe(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status_line(&out, "Uid"), "5000\t5000\t5000\t5000");
+    assert_eq!(status_line(&out, "Groups"), "6000");
+    assert!(!err.contains("data dir"), "{err}");
+    // --strict-groups: exactly the group file's memberships (none).
+    let (code, out, err) = probe(&["-e", "SMARTEM_STRICT_GROUPS=1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status_line(&out, "Groups"), "");
+    assert!(err.contains("not readable by uid 5000"), "{err}");
 }
 
 /// Starts a detached container; returns its id.

@@ -13,7 +13,7 @@ use crate::identity::access::Who;
 use crate::identity::creds::{caps_in, names, CredState};
 use crate::identity::etc_files::EtcDb;
 use crate::identity::privileges::DropPlan;
-use crate::identity::{self, Action, Current};
+use crate::identity::{self, Action, Current, Target};
 use crate::inputs::{Inputs, Kind};
 use crate::smartem::roles::{self, RoleInput};
 use crate::smartem::{datadir, dotenv};
@@ -119,7 +119,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
         Action::Switch(t) => Who {
             uid: t.uid,
             gid: t.gid,
-            groups: t.groups.clone(),
+            groups: merged_groups(t, &cur.groups, cfg.strict_groups, &mut notes),
         },
         Action::AlreadyTarget(t) => Who {
             uid: t.uid,
@@ -401,6 +401,41 @@ pub fn alembic_hint(argv: &[OsString], cwd: &Path, fs: &dyn Inputs) -> Option<St
             ini.display()
         )
     })
+}
+
+/// The supplementary groups of a switch, as Kubernetes' default
+/// `supplementalGroupsPolicy: Merge` gives them: the target's /etc/group
+/// memberships plus the groups the runtime started us with (fsGroup,
+/// supplementalGroups, docker --group-add), group 0 from the runtime only
+/// when it is the target's primary group. `strict`: the memberships alone.
+pub fn merged_groups(
+    t: &Target,
+    runtime: &[u32],
+    strict: bool,
+    notes: &mut Vec<String>,
+) -> Vec<u32> {
+    let mut groups = t.groups.clone();
+    let added: Vec<u32> = if strict {
+        vec![]
+    } else {
+        runtime
+            .iter()
+            .copied()
+            .filter(|g| (*g != 0 || t.gid == 0) && !t.groups.contains(g))
+            .collect()
+    };
+    groups.extend(&added);
+    groups.sort_unstable();
+    groups.dedup();
+    if !added.is_empty() || (strict && runtime.iter().any(|g| *g != 0 && !t.groups.contains(g))) {
+        notes.push(format!(
+            "supplementary groups: {} from the group file, {} from the runtime (fsGroup, supplementalGroups, --group-add){}",
+            fmt_ids(&t.groups),
+            if strict { "none".to_string() } else { fmt_ids(&added) },
+            if strict { "; --strict-groups drops the runtime's" } else { "; --strict-groups keeps only the group file's" }
+        ));
+    }
+    groups
 }
 
 fn is_dir(fs: &dyn Inputs, p: &Path) -> bool {

@@ -29,6 +29,7 @@ fn cfg() -> RunConfig {
         data_dir_timeout: Duration::from_secs(5),
         grace_period: Duration::from_secs(25),
         require_non_root: false,
+        strict_groups: false,
         keep_caps: vec![],
         skip_migrations: false,
         api_cmd: None,
@@ -154,6 +155,34 @@ fn root_with_a_name_switches_with_its_memberships_and_passwd_home() {
     assert_eq!(env_of(&p, "USER"), Some("smartem"));
     let home = p.env_added.iter().find(|e| e.name == "HOME").unwrap();
     assert_eq!(home.source, "passwd");
+}
+
+#[test]
+fn runtime_groups_are_merged_on_a_root_start_but_never_group_0_or_with_strict() {
+    // Docker --group-add 7000 / Kubernetes fsGroup: the runtime's groups.
+    let mut c = cfg();
+    c.id.user = Some("smartem".into());
+    let f = facts(0, 0, &[0, 7000], ALL_CAPS);
+    let p = build_ok(&c, &f, &world());
+    assert_eq!(
+        p.who.groups,
+        vec![6000, 7000],
+        "memberships plus runtime, not 0"
+    );
+    assert_eq!(p.drop.switch_to.as_ref().unwrap().groups, vec![6000, 7000]);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("6000 from the group file, 7000 from the runtime")),
+        "{:?}",
+        p.notes
+    );
+    c.strict_groups = true;
+    assert_eq!(build_ok(&c, &f, &world()).who.groups, vec![6000]);
+    // Group 0 from the runtime stays only for a target whose primary group is 0.
+    let mut c = cfg();
+    c.id.user = Some("0:0".into());
+    assert_eq!(build_ok(&c, &f, &world()).who.groups, vec![0, 7000]);
 }
 
 #[test]
