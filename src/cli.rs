@@ -84,6 +84,28 @@ struct RunArgs {
     /// those the runtime added (fsGroup, supplementalGroups, --group-add); default: both, merged
     #[arg(long, env = "SMARTEM_STRICT_GROUPS", action = ArgAction::SetTrue, value_parser = parse_switch)]
     strict_groups: bool,
+    /// Send the service TO when FROM arrives (names or numbers, e.g. TERM:INT; TO 0 drops FROM),
+    /// like dumb-init -r (repeatable)
+    #[arg(
+        long = "rewrite-signal",
+        env = "SMARTEM_REWRITE_SIGNALS",
+        value_name = "FROM:TO",
+        value_delimiter = ','
+    )]
+    rewrite_signal: Vec<String>,
+    /// Forward signals to the service's process only, not its process group (tini's default;
+    /// ours, like dumb-init's, is the group)
+    #[arg(long, env = "SMARTEM_SIGNAL_CHILD_ONLY", action = ArgAction::SetTrue, value_parser = parse_switch)]
+    signal_child_only: bool,
+    /// Report this service exit code as 0, like tini -e (repeatable; e.g. 143 for a service that
+    /// ends a clean stop by dying of SIGTERM)
+    #[arg(
+        long = "success-exit",
+        env = "SMARTEM_SUCCESS_EXIT",
+        value_name = "CODE",
+        value_delimiter = ','
+    )]
+    success_exit: Vec<String>,
     /// Refuse to run the service as uid 0
     #[arg(long, env = "SMARTEM_REQUIRE_NON_ROOT", action = ArgAction::SetTrue, value_parser = parse_switch)]
     require_non_root: bool,
@@ -292,6 +314,43 @@ fn identity(a: IdentityArgs) -> Result<IdentityConfig> {
     })
 }
 
+/// A signal by name (TERM, SIGTERM, any case) or number (1..=64); 0 only
+/// where `zero_ok` (a rewrite's target: drop the signal).
+pub fn parse_signal(s: &str, zero_ok: bool) -> Option<i32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return ((1..=64).contains(&n) || (zero_ok && n == 0)).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    full.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|sig| sig as i32)
+}
+
+/// FROM:TO for --rewrite-signal.
+fn parse_rewrite(r: &str) -> Result<(i32, i32)> {
+    let bad = || {
+        fail(
+            Code::Usage,
+            format!("--rewrite-signal/SMARTEM_REWRITE_SIGNALS {r:?} is not FROM:TO; use signal names or numbers, e.g. TERM:INT (TO 0 drops FROM)"),
+        )
+    };
+    let (from, to) = r.split_once(':').ok_or_else(bad)?;
+    let from = parse_signal(from, false).ok_or_else(bad)?;
+    if from == libc::SIGKILL || from == libc::SIGSTOP || from == libc::SIGCHLD {
+        return Err(fail(
+            Code::Usage,
+            format!("--rewrite-signal {r:?}: SIGKILL and SIGSTOP never arrive and SIGCHLD is not forwarded; rewrite another signal"),
+        ));
+    }
+    Ok((from, parse_signal(to, true).ok_or_else(bad)?))
+}
+
 /// Accepts NET_BIND_SERVICE, cap_net_bind_service, CAP_NET_BIND_SERVICE.
 pub fn parse_cap(name: &str) -> Result<caps::Capability> {
     let upper = name.trim().to_ascii_uppercase();
@@ -359,6 +418,26 @@ fn run(a: RunArgs) -> Result<RunConfig> {
         grace_period: a.grace_period.unwrap_or(DEFAULT_GRACE),
         require_non_root: a.require_non_root,
         strict_groups: a.strict_groups,
+        forwarding: crate::pid1::supervise::Forwarding {
+            rewrite: a
+                .rewrite_signal
+                .iter()
+                .filter(|r| !r.trim().is_empty())
+                .map(|r| parse_rewrite(r))
+                .collect::<Result<_>>()?,
+            child_only: a.signal_child_only,
+        },
+        success_exit: a
+            .success_exit
+            .iter()
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| {
+                c.trim()
+                    .parse::<u8>()
+                    .map(i32::from)
+                    .map_err(|_| fail(Code::Usage, format!("--success-exit/SMARTEM_SUCCESS_EXIT {c:?} is not an exit code; use 0..=255")))
+            })
+            .collect::<Result<_>>()?,
         keep_caps,
         skip_migrations: a.skip_migrations,
         api_cmd: nonempty(a.api_cmd),

@@ -38,6 +38,10 @@ pub struct RunConfig {
     pub require_non_root: bool,
     /// Supplementary groups exactly the group file's (no runtime groups).
     pub strict_groups: bool,
+    /// How received signals reach the service.
+    pub forwarding: crate::pid1::supervise::Forwarding,
+    /// Service exit codes reported as 0 (tini -e).
+    pub success_exit: Vec<i32>,
     pub keep_caps: Vec<caps::Capability>,
     pub skip_migrations: bool,
     pub api_cmd: Option<String>,

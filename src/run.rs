@@ -123,7 +123,7 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
         warn!("{warning}");
     }
 
-    let mut sup = Supervisor::new(plan.pid1, plan.grace);
+    let mut sup = Supervisor::new(plan.pid1, plan.grace, plan.forwarding.clone());
     if let (Some(pre), Some(cmd)) = (&pre_start, &plan.pre_start) {
         if let Some(code) = not_started(&mut sup, "pre-start step") {
             return Ok(code);
@@ -193,6 +193,11 @@ fn start_and_supervise(
     );
     let code = sup.supervise(pid, what);
     info!("{what} (pid {pid}) ended: {}", describe_end(code));
+    sup.end_group(pid);
+    if what == "service" && code != 0 && plan.success_exit.contains(&code) {
+        info!("exit code {code} reported as 0 (--success-exit)");
+        return Ok(0);
+    }
     Ok(code)
 }
 

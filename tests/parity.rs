@@ -112,3 +112,114 @@ fn gosu_user_specs_user_colon_and_colon_group() {
         ["0", "65534"]
     );
 }
+
+/// Pids whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == want))
+        .filter(|p| status_field(*p, "State").is_some_and(|s| !s.starts_with('Z')))
+        .collect()
+}
+
+#[test]
+fn a_pipeline_is_gone_after_a_stop_as_pid_1_and_as_a_subreaper() {
+    // Unique sleep lengths name this test's processes.
+    for (pid1, a, b) in [(false, "1001.1", "1001.2"), (true, "1002.1", "1002.2")] {
+        if pid1 && !need_pid_ns() {
+            continue;
+        }
+        let script = format!("sleep {a} | sleep {b}");
+        let (mut child, ns) = if pid1 {
+            (None, Some(Pid1::start(&["sh", "-c", &script])))
+        } else {
+            let c = Command::new(bin())
+                .args(["sh", "-c", &script])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (Some(c), None)
+        };
+        let init = ns
+            .as_ref()
+            .map_or_else(|| child.as_ref().unwrap().id() as i32, |p| p.pid);
+        wait_until(Duration::from_secs(5), "the pipeline", || {
+            !pids_running(&["sleep", a]).is_empty() && !pids_running(&["sleep", b]).is_empty()
+        });
+        kill(init, libc::SIGTERM);
+        let (code, _, err) = match (child.as_mut(), ns) {
+            (Some(c), _) => wait_output(c, Duration::from_secs(10)),
+            (None, Some(p)) => p.wait(Duration::from_secs(10)),
+            _ => unreachable!(),
+        };
+        assert_eq!(code, 143, "pid1 {pid1}: {err}");
+        wait_until(
+            Duration::from_secs(2),
+            "every part of the pipeline to end",
+            || pids_running(&["sleep", a]).is_empty() && pids_running(&["sleep", b]).is_empty(),
+        );
+    }
+}
+
+#[test]
+fn rewritten_signals_reach_the_service_as_the_rewrite_says() {
+    if !need_pid_ns() {
+        return;
+    }
+    let d = shared_tempdir();
+    let log = d.path().join("signals");
+    let svc = testsvc();
+    let init = Pid1::start(&[
+        "--rewrite-signal",
+        "HUP:USR2,USR1:0",
+        "--rewrite-signal",
+        "INT:TERM",
+        &svc,
+        "signals",
+        log.to_str().unwrap(),
+    ]);
+    wait_until(Duration::from_secs(5), "the service", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("ready"))
+    });
+    let got = || std::fs::read_to_string(&log).unwrap_or_default();
+    init.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(2), "SIGUSR2 for SIGHUP", || {
+        got().contains(&libc::SIGUSR2.to_string())
+    });
+    init.signal(libc::SIGUSR1);
+    // A later signal shows the dropped one never came.
+    init.signal(libc::SIGINT);
+    let (code, _, err) = init.wait(Duration::from_secs(5));
+    assert_eq!(
+        code, 0,
+        "the service saw SIGTERM (for SIGINT) and exited 0: {err}"
+    );
+    let lines: Vec<String> = got().lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        ["ready", "12", "15"],
+        "HUP as USR2, USR1 dropped, INT as TERM"
+    );
+}
+
+#[test]
+fn a_listed_exit_code_is_reported_as_0_like_tini_e() {
+    let (code, _, err) = run(&["--success-exit", "143", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("exit code 143 reported as 0"), "{err}");
+    let (code, _, _) = run(&["--success-exit", "143,130", "sh", "-c", "exit 130"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = run(&["--success-exit", "143", "sh", "-c", "exit 3"]);
+    assert_eq!(code, 3, "other codes pass through");
+    let (code, _, _) = run_cmd(
+        Command::new(bin())
+            .env("SMARTEM_SUCCESS_EXIT", "3")
+            .args(["sh", "-c", "exit 3"]),
+    );
+    assert_eq!(code, 0);
+}

@@ -40,15 +40,70 @@ pub struct Supervisor {
     /// The first SIGTERM/SIGINT received, and when SIGKILL is due.
     term: Option<(i32, Instant)>,
     set: libc::sigset_t,
+    forwarding: Forwarding,
+}
+
+/// How received signals reach the service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarding {
+    /// (received, sent instead); sent 0 drops the signal (dumb-init -r).
+    pub rewrite: Vec<(i32, i32)>,
+    /// Only the service's own process, not its process group (tini's
+    /// default; dumb-init's and ours is the group).
+    pub child_only: bool,
+}
+
+impl Forwarding {
+    /// The signal sent for `sig`; 0 when it is dropped.
+    pub fn rewritten(&self, sig: i32) -> i32 {
+        self.rewrite
+            .iter()
+            .find(|(from, _)| *from == sig)
+            .map_or(sig, |(_, to)| *to)
+    }
 }
 
 impl Supervisor {
-    pub fn new(pid1: bool, grace: Duration) -> Supervisor {
+    pub fn new(pid1: bool, grace: Duration, forwarding: Forwarding) -> Supervisor {
         Supervisor {
             pid1,
             grace,
             term: None,
             set: signals::full_set(),
+            forwarding,
+        }
+    }
+
+    /// Sends `sig` to the service: its whole process group (it leads one:
+    /// spawn made it a session or group leader), so a pipeline such as
+    /// `sh -c 'yes | tail'` stops as a whole, as under dumb-init; or the
+    /// process alone with `child_only`.
+    fn send(&self, child: libc::pid_t, sig: i32) -> std::io::Result<()> {
+        let target = if self.forwarding.child_only {
+            child
+        } else {
+            -child
+        };
+        // SAFETY: kill with plain integers.
+        if unsafe { libc::kill(target, sig) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        // No such group (setpgid failed with a foreign terminal): the child.
+        // SAFETY: kill with plain integers.
+        if target != child && unsafe { libc::kill(child, sig) } == 0 {
+            return Ok(());
+        }
+        Err(err)
+    }
+
+    /// After the service ended: as a subreaper, what it left in its process
+    /// group (the rest of a pipeline) gets SIGTERM, as dumb-init does. As
+    /// PID 1 our exit ends the whole namespace anyway.
+    pub fn end_group(&self, child: libc::pid_t) {
+        if !self.pid1 && !self.forwarding.child_only {
+            // SAFETY: kill with plain integers; ESRCH (nothing left) is fine.
+            unsafe { libc::kill(-child, libc::SIGTERM) };
         }
     }
 
@@ -127,12 +182,27 @@ impl Supervisor {
                 pass_due = true;
                 continue;
             }
+            let sent = self.forwarding.rewritten(sig);
+            let shown = if sent == sig {
+                signals::name(sig)
+            } else if sent == 0 {
+                format!(
+                    "nothing for {} (dropped by --rewrite-signal)",
+                    signals::name(sig)
+                )
+            } else {
+                format!(
+                    "{} for {} (--rewrite-signal)",
+                    signals::name(sent),
+                    signals::name(sig)
+                )
+            };
             // A stop is the one forwarded signal an operator asks about
             // afterwards ("did it get the SIGTERM?"): logged at info.
-            if TERMINATING.contains(&sig) {
+            let stop = TERMINATING.contains(&sig) && sent != 0;
+            if stop {
                 info!(
-                    "forwarding {} to {what} (pid {child}){}",
-                    signals::name(sig),
+                    "forwarding {shown} to {what} (pid {child}){}",
                     if self.term.is_none() {
                         format!(
                             "; SIGKILL in {:.1}s if it has not ended",
@@ -143,19 +213,17 @@ impl Supervisor {
                     }
                 );
             } else {
-                debug!("forwarding {} to {what} (pid {child})", signals::name(sig));
+                debug!("forwarding {shown} to {what} (pid {child})");
             }
-            // SAFETY: kill with plain integers.
-            if unsafe { libc::kill(child, sig) } != 0 {
-                let err = std::io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::ESRCH) {
-                    warn!(
-                        "cannot forward {} to pid {child}: {err}",
-                        signals::name(sig)
-                    );
+            if sent != 0 {
+                if let Err(err) = self.send(child, sent) {
+                    if err.raw_os_error() != Some(libc::ESRCH) {
+                        warn!("cannot forward {shown} to pid {child}: {err}");
+                    }
                 }
             }
-            if TERMINATING.contains(&sig) && self.term.is_none() {
+            // A stop dropped by a rewrite is no stop: no grace period runs.
+            if stop && self.term.is_none() {
                 self.term = Some((sig, Instant::now() + self.grace));
             }
         }

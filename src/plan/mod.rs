@@ -78,6 +78,8 @@ pub struct Plan {
     /// Bound on each file-system step before the service (chdir).
     pub io_timeout: Duration,
     pub grace: Duration,
+    pub forwarding: crate::pid1::supervise::Forwarding,
+    pub success_exit: Vec<i32>,
     pub tty: bool,
     /// Facts worth knowing that change nothing (shown by --dry-run).
     pub notes: Vec<String>,
@@ -265,6 +267,8 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
         data_dir_timeout: cfg.data_dir_timeout,
         io_timeout: cfg.id.io_timeout,
         grace: cfg.grace_period,
+        forwarding: cfg.forwarding.clone(),
+        success_exit: cfg.success_exit.clone(),
         tty: facts.stdin_tty,
         notes,
         migration_hint,

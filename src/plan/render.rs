@@ -19,6 +19,32 @@ impl Plan {
         }
     }
 
+    fn signals_line(&self) -> String {
+        let name = |s: i32| {
+            if s == 0 {
+                "nothing".to_string()
+            } else {
+                crate::pid1::signals::name(s)
+            }
+        };
+        let mut out = format!(
+            "forwarded to the service's {}",
+            if self.forwarding.child_only {
+                "process only"
+            } else {
+                "process group"
+            }
+        );
+        for (f, t) in &self.forwarding.rewrite {
+            out.push_str(&format!("; {} sent as {}", name(*f), name(*t)));
+        }
+        if !self.success_exit.is_empty() {
+            let codes: Vec<String> = self.success_exit.iter().map(i32::to_string).collect();
+            out.push_str(&format!("; exit code {} reported as 0", codes.join(",")));
+        }
+        out
+    }
+
     pub fn to_text(&self, data_dir: &datadir::Verdict) -> String {
         let mut out = String::from("smartem-init plan (dry run: nothing was changed)\n");
         let mut row = |k: &str, v: String| out.push_str(&format!("  {k:<14} {v}\n"));
@@ -34,6 +60,7 @@ impl Plan {
                 self.grace.as_secs_f64()
             ),
         );
+        row("signals", self.signals_line());
         row("identity", self.identity_line());
         row("groups", fmt_ids(&self.who.groups));
         let keep = names(mask_of(&self.drop.keep));
@@ -127,6 +154,11 @@ impl Plan {
         let keep: Vec<String> = self.drop.keep.iter().map(|c| c.to_string()).collect();
         let value = json!({
             "supervision": if self.pid1 { "pid1" } else { "subreaper" },
+            "signals": {
+                "to": if self.forwarding.child_only { "process" } else { "process-group" },
+                "rewrite": self.forwarding.rewrite.iter().map(|(f, t)| json!({"from": f, "to": t})).collect::<Vec<_>>(),
+                "success_exit": self.success_exit,
+            },
             "identity": {
                 "action": action,
                 "current": {"uid": self.current.euid, "gid": self.current.egid, "groups": self.current.groups},

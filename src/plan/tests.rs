@@ -30,6 +30,8 @@ fn cfg() -> RunConfig {
         grace_period: Duration::from_secs(25),
         require_non_root: false,
         strict_groups: false,
+        forwarding: Default::default(),
+        success_exit: vec![],
         keep_caps: vec![],
         skip_migrations: false,
         api_cmd: None,
