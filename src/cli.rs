@@ -426,6 +426,7 @@ fn run(a: RunArgs) -> Result<RunConfig> {
                 .map(|r| parse_rewrite(r))
                 .collect::<Result<_>>()?,
             child_only: a.signal_child_only,
+            job_control: false,
         },
         success_exit: a
             .success_exit

@@ -123,7 +123,9 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
         warn!("{warning}");
     }
 
-    let mut sup = Supervisor::new(plan.pid1, plan.grace, plan.forwarding.clone());
+    let mut forwarding = plan.forwarding.clone();
+    forwarding.job_control = plan.tty;
+    let mut sup = Supervisor::new(plan.pid1, plan.grace, forwarding);
     if let (Some(pre), Some(cmd)) = (&pre_start, &plan.pre_start) {
         if let Some(code) = not_started(&mut sup, "pre-start step") {
             return Ok(code);

@@ -223,3 +223,31 @@ fn a_listed_exit_code_is_reported_as_0_like_tini_e() {
     );
     assert_eq!(code, 0);
 }
+
+#[test]
+fn ctrl_z_gives_the_prompt_back_and_fg_resumes_through_a_real_pty() {
+    let ok = Command::new("python3")
+        .args(["-c", "import pty"])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("bash")
+            .arg("-c")
+            .arg("true")
+            .status()
+            .is_ok_and(|s| s.success());
+    if !prerequisite(ok, "python3 (pty) and bash drive the pseudo-terminal") {
+        return;
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tty/job_control.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(bin())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out, err) = wait_output(&mut child, Duration::from_secs(60));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("job control ok"), "{out}");
+}

@@ -51,6 +51,10 @@ pub struct Forwarding {
     /// Only the service's own process, not its process group (tini's
     /// default; dumb-init's and ours is the group).
     pub child_only: bool,
+    /// The service has the terminal's foreground: when Ctrl-Z stops it, we
+    /// stop too (so the shell gets its prompt back), and when `fg`
+    /// continues us, the service gets the terminal and SIGCONT again.
+    pub job_control: bool,
 }
 
 impl Forwarding {
@@ -95,6 +99,17 @@ impl Supervisor {
             return Ok(());
         }
         Err(err)
+    }
+
+    /// The service was stopped from the terminal (Ctrl-Z): stop ourselves,
+    /// as dumb-init does, so the shell sees its job stop. SIGCONT (`fg`,
+    /// `bg`) resumes us whatever our mask; it then arrives as a signal and
+    /// is forwarded. As PID 1 nothing can stop us (the kernel protects a
+    /// namespace's init), so this is for interactive use as a subreaper.
+    fn stop_with(&self, child: libc::pid_t) {
+        debug!("service (pid {child}) stopped from the terminal: stopping too");
+        // SAFETY: raise with a plain signal number.
+        unsafe { libc::raise(libc::SIGSTOP) };
     }
 
     /// After the service ended: as a subreaper, what it left in its process
@@ -180,7 +195,22 @@ impl Supervisor {
             let sig = info.si_signo;
             if sig == libc::SIGCHLD {
                 pass_due = true;
+                if self.forwarding.job_control && !self.pid1 {
+                    match stopped_or_ended(child) {
+                        Some(Ok(())) => self.stop_with(child),
+                        Some(Err(code)) => return code,
+                        None => {}
+                    }
+                }
                 continue;
+            }
+            if sig == libc::SIGCONT && self.forwarding.job_control {
+                // `fg` made our group the terminal's foreground: hand it
+                // back to the service before it continues (the SIGCONT is
+                // forwarded below).
+                // SAFETY: tcsetpgrp on stdin with a plain pid; signals are
+                // blocked, so SIGTTOU cannot stop us if we are not in front.
+                unsafe { libc::tcsetpgrp(0, child) };
             }
             let sent = self.forwarding.rewritten(sig);
             let shown = if sent == sig {
@@ -246,6 +276,22 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// Has `child` stopped (Ok, reported once per stop by WUNTRACED) or ended
+/// (Err with its exit code: the call reaped it)? None: neither.
+fn stopped_or_ended(child: libc::pid_t) -> Option<Result<(), i32>> {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status integer it is given.
+    let pid = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG | libc::WUNTRACED) };
+    if pid != child {
+        return None;
+    }
+    Some(if libc::WIFSTOPPED(status) {
+        Ok(())
+    } else {
+        Err(exit_code(status))
+    })
 }
 
 /// `child`'s exit code if it has ended (and is now reaped).
