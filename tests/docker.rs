@@ -730,3 +730,48 @@ fn kubernetes_manifests_validate_and_match_the_image() {
         ]
     );
 }
+
+#[test]
+fn doctor_under_docker_exec_reports_the_running_init_and_service() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    // Started as root, dropped to 5000; doctor exec'd afterwards, as
+    // `kubectl exec` / `docker exec` run it (a new process, the image's user).
+    let id = start(
+        &["--network", "none", "--user", "0"],
+        &["--", "/smartem-testsvc", "sleep"],
+    );
+    let mut out = String::new();
+    for _ in 0..50 {
+        let (_, o, _) = docker(&["exec", &id, "/smartem-init", "doctor", "--data-dir", "/"]);
+        out = o;
+        if out.contains("running: service") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = docker(&["rm", "-f", &id]);
+    let pid1 = out
+        .split("\n\n")
+        .find(|s| s.starts_with("running: smartem-init (PID 1)"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        pid1.contains("uid            5000 5000 5000 5000"),
+        "{pid1}"
+    );
+    assert!(
+        pid1.contains("no_new_privs   1") && pid1.contains("effective      none"),
+        "{pid1}"
+    );
+    assert!(pid1.contains("runs as planned"), "{pid1}");
+    let svc = out
+        .split("\n\n")
+        .find(|s| s.starts_with("running: service smartem-testsvc"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        svc.contains("uid            5000 5000 5000 5000") && svc.contains("bounding       none"),
+        "{svc}"
+    );
+}
