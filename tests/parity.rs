@@ -167,6 +167,61 @@ fn a_pipeline_is_gone_after_a_stop_as_pid_1_and_as_a_subreaper() {
 }
 
 #[test]
+fn a_pipeline_is_gone_after_a_stop_with_a_terminal_too() {
+    // script(1) gives smartem-init a real pty on stdin: the service gets
+    // its own process group in the terminal's foreground.
+    let ok = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !prerequisite(ok, "script (util-linux) provides the pty") {
+        return;
+    }
+    let (a, b) = ("1003.1", "1003.2");
+    let inner = format!("{} -qq sh -c 'sleep {a} | sleep {b}'", bin().display());
+    let mut script = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(5), "the pipeline", || {
+        !pids_running(&["sleep", a]).is_empty() && !pids_running(&["sleep", b]).is_empty()
+    });
+    let sleeper = pids_running(&["sleep", a])[0];
+    let pgid = |p: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap();
+        stat.rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .parse::<i32>()
+            .unwrap()
+    };
+    // smartem-init is the parent of the service (sh), the sleeps' parent.
+    let sh = status_field(sleeper, "PPid")
+        .unwrap()
+        .parse::<i32>()
+        .unwrap();
+    let init = status_field(sh, "PPid").unwrap().parse::<i32>().unwrap();
+    assert_ne!(
+        pgid(sleeper),
+        pgid(init),
+        "the service has a group of its own"
+    );
+    kill(init, libc::SIGTERM);
+    wait_until(
+        Duration::from_secs(5),
+        "every part of the pipeline to end",
+        || pids_running(&["sleep", a]).is_empty() && pids_running(&["sleep", b]).is_empty(),
+    );
+    let _ = wait_output(&mut script, Duration::from_secs(10));
+}
+
+#[test]
 fn rewritten_signals_reach_the_service_as_the_rewrite_says() {
     if !need_pid_ns() {
         return;
