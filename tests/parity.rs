@@ -260,6 +260,34 @@ fn rewritten_signals_reach_the_service_as_the_rewrite_says() {
         ["ready", "12", "15"],
         "HUP as USR2, USR1 dropped, INT as TERM"
     );
+
+    // The same as a subreaper.
+    let log = d.path().join("signals-subreaper");
+    let mut child = Command::new(bin())
+        .args([
+            "--rewrite-signal",
+            "HUP:USR2",
+            &svc,
+            "signals",
+            log.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let got = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until(Duration::from_secs(5), "the service", || {
+        got().contains("ready")
+    });
+    kill(child.id() as i32, libc::SIGHUP);
+    wait_until(Duration::from_secs(2), "SIGUSR2 for SIGHUP", || {
+        got().contains("12")
+    });
+    kill(child.id() as i32, libc::SIGTERM);
+    let (code, _, err) = wait_output(&mut child, Duration::from_secs(5));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(got().lines().collect::<Vec<_>>(), ["ready", "12", "15"]);
 }
 
 #[test]
