@@ -85,6 +85,38 @@ fn pid_1_leaves_its_starting_directory_the_service_keeps_its_own() {
 }
 
 #[test]
+fn a_subreaper_leaves_its_starting_directory_too() {
+    let d = shared_tempdir();
+    let mut child = Command::new(bin())
+        .args(["--workdir", d.path().to_str().unwrap(), "sleep", "30"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let init = child.id() as i32;
+    wait_until(Duration::from_secs(5), "the service", || {
+        !children(init).is_empty()
+    });
+    let svc = children(init)[0].0;
+    wait_until(
+        Duration::from_secs(2),
+        "the init to leave its workdir",
+        || {
+            std::fs::read_link(format!("/proc/{init}/cwd"))
+                .is_ok_and(|p| p == std::path::Path::new("/"))
+        },
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{svc}/cwd")).unwrap(),
+        d.path()
+    );
+    kill(init, libc::SIGTERM);
+    let (code, _, err) = wait_output(&mut child, Duration::from_secs(5));
+    assert_eq!(code, 143, "{err}");
+}
+
+#[test]
 fn gosu_user_specs_user_colon_and_colon_group() {
     if !need_root() {
         return;
@@ -305,6 +337,10 @@ fn a_listed_exit_code_is_reported_as_0_like_tini_e() {
             .args(["sh", "-c", "exit 3"]),
     );
     assert_eq!(code, 0);
+    if need_pid_ns() {
+        let (code, _, err) = run_as_pid1(&["--success-exit", "143", "sh", "-c", "kill -TERM $$"]);
+        assert_eq!(code, 0, "as PID 1 too: {err}");
+    }
 }
 
 #[test]
