@@ -106,7 +106,8 @@ impl Report {
 
 pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     let facts = crate::inputs::world::facts()?;
-    let cur = &facts.current;
+    let current = facts.current();
+    let cur = &current;
     let mut r = Report {
         out: String::from("smartem-init doctor: read-only checks\n"),
         problems: 0,
@@ -357,6 +358,12 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
         }
         r.row("no_new_privs", get("NoNewPrivs"));
         r.row("seccomp", get("Seccomp"));
+        // The kernel shows another process's securebits nowhere: say so
+        // rather than guess.
+        r.row(
+            "securebits",
+            "not visible in /proc for another process (the plan: see --dry-run)",
+        );
         if let Some(p) = plan {
             let uid = get("Uid");
             let want = format!("{0} {0} {0} {0}", p.who.uid);

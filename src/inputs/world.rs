@@ -6,17 +6,14 @@
 use crate::config::RunConfig;
 use crate::error::{os_fail, Result};
 use crate::identity::creds;
-use crate::identity::Current;
 use crate::inputs::deadline;
 use crate::plan::{self, Facts, Plan};
 
 /// Reads the process's identity, capabilities, terminal and environment.
 pub fn facts() -> Result<Facts> {
     let creds = creds::read_state().map_err(|e| os_fail("reading credentials", e))?;
-    let current = Current::from(&creds);
     Ok(Facts {
         pid: std::process::id() as i32,
-        current,
         creds,
         stdin_tty: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
         env: std::env::vars_os().collect(),

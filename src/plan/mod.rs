@@ -26,7 +26,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Facts {
     pub pid: i32,
-    pub current: Current,
+    /// Ids, groups and capability sets: the one record of who we are.
     pub creds: CredState,
     pub stdin_tty: bool,
     pub env: Vec<(OsString, OsString)>,
@@ -36,6 +36,13 @@ pub struct Facts {
     pub setgroups_denied: bool,
     /// /proc/self/uid_map is not the identity map of the initial namespace.
     pub in_userns: bool,
+}
+
+impl Facts {
+    /// The ids and groups part of `creds`.
+    pub fn current(&self) -> Current {
+        Current::from(&self.creds)
+    }
 }
 
 /// A program to run: the argv as given and the file found for argv[0].
@@ -111,12 +118,13 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     let target = match &cfg.id.user {
         Some(spec) => {
             let db = EtcDb::load(&cfg.id.etc_dir, fs)?;
-            Some(identity::resolve(spec, &db, facts.current.euid)?)
+            Some(identity::resolve(spec, &db, facts.current().euid)?)
         }
         None => None,
     };
-    let action = identity::decide(&facts.current, target, cfg.require_non_root)?;
-    let cur = &facts.current;
+    let current = facts.current();
+    let action = identity::decide(&current, target, cfg.require_non_root)?;
+    let cur = &current;
     let who = match &action {
         Action::Switch(t) => Who {
             uid: t.uid,
@@ -250,7 +258,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
 
     Ok(Plan {
         pid1: facts.pid == 1,
-        current: facts.current.clone(),
+        current: current.clone(),
         action,
         who,
         drop,
@@ -318,7 +326,7 @@ fn plan_drop(
         }
         if facts.setgroups_denied {
             let mut want = groups.clone();
-            let mut have = facts.current.groups.clone();
+            let mut have = facts.creds.groups.clone();
             want.sort_unstable();
             want.dedup();
             have.sort_unstable();

@@ -47,15 +47,6 @@ fn cfg() -> RunConfig {
 fn facts(uid: u32, gid: u32, groups: &[u32], caps: u64) -> Facts {
     Facts {
         pid: 1,
-        current: Current {
-            ruid: uid,
-            euid: uid,
-            suid: uid,
-            rgid: gid,
-            egid: gid,
-            sgid: gid,
-            groups: groups.to_vec(),
-        },
         creds: CredState {
             uids: (uid, uid, uid),
             gids: (gid, gid, gid),
