@@ -418,7 +418,7 @@ fn run(a: RunArgs) -> Result<RunConfig> {
         grace_period: a.grace_period.unwrap_or(DEFAULT_GRACE),
         require_non_root: a.require_non_root,
         strict_groups: a.strict_groups,
-        forwarding: crate::pid1::supervise::Forwarding {
+        forwarding: crate::config::Forwarding {
             rewrite: a
                 .rewrite_signal
                 .iter()

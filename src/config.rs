@@ -39,7 +39,7 @@ pub struct RunConfig {
     /// Supplementary groups exactly the group file's (no runtime groups).
     pub strict_groups: bool,
     /// How received signals reach the service.
-    pub forwarding: crate::pid1::supervise::Forwarding,
+    pub forwarding: Forwarding,
     /// Service exit codes reported as 0 (tini -e).
     pub success_exit: Vec<i32>,
     pub keep_caps: Vec<caps::Capability>,
@@ -91,3 +91,27 @@ pub const DEFAULT_DATA_DIR: &str = "/dls";
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 pub const DEFAULT_DATA_DIR_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How received signals reach the service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarding {
+    /// (received, sent instead); sent 0 drops the signal (dumb-init -r).
+    pub rewrite: Vec<(i32, i32)>,
+    /// Only the service's own process, not its process group (tini's
+    /// default; dumb-init's and ours is the group).
+    pub child_only: bool,
+    /// The service has the terminal's foreground: when Ctrl-Z stops it, we
+    /// stop too (so the shell gets its prompt back), and when `fg`
+    /// continues us, the service gets the terminal and SIGCONT again.
+    pub job_control: bool,
+}
+
+impl Forwarding {
+    /// The signal sent for `sig`; 0 when it is dropped.
+    pub fn rewritten(&self, sig: i32) -> i32 {
+        self.rewrite
+            .iter()
+            .find(|(from, _)| *from == sig)
+            .map_or(sig, |(_, to)| *to)
+    }
+}

@@ -4,6 +4,7 @@
 //! Signals are data here: they stay blocked and are taken by sigwaitinfo
 //! (sigtimedwait while a timer runs).
 
+use crate::config::Forwarding;
 use crate::pid1::signals;
 use std::time::{Duration, Instant};
 
@@ -41,30 +42,6 @@ pub struct Supervisor {
     term: Option<(i32, Instant)>,
     set: libc::sigset_t,
     forwarding: Forwarding,
-}
-
-/// How received signals reach the service.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Forwarding {
-    /// (received, sent instead); sent 0 drops the signal (dumb-init -r).
-    pub rewrite: Vec<(i32, i32)>,
-    /// Only the service's own process, not its process group (tini's
-    /// default; dumb-init's and ours is the group).
-    pub child_only: bool,
-    /// The service has the terminal's foreground: when Ctrl-Z stops it, we
-    /// stop too (so the shell gets its prompt back), and when `fg`
-    /// continues us, the service gets the terminal and SIGCONT again.
-    pub job_control: bool,
-}
-
-impl Forwarding {
-    /// The signal sent for `sig`; 0 when it is dropped.
-    pub fn rewritten(&self, sig: i32) -> i32 {
-        self.rewrite
-            .iter()
-            .find(|(from, _)| *from == sig)
-            .map_or(sig, |(_, to)| *to)
-    }
 }
 
 impl Supervisor {

@@ -85,7 +85,7 @@ pub struct Plan {
     /// Bound on each file-system step before the service (chdir).
     pub io_timeout: Duration,
     pub grace: Duration,
-    pub forwarding: crate::pid1::supervise::Forwarding,
+    pub forwarding: crate::config::Forwarding,
     pub success_exit: Vec<i32>,
     pub tty: bool,
     /// Facts worth knowing that change nothing (shown by --dry-run).
