@@ -370,3 +370,113 @@ fn ctrl_z_gives_the_prompt_back_and_fg_resumes_through_a_real_pty() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("job control ok"), "{out}");
 }
+
+/// smartem-init ARGS with a real pty on its stdin (script(1)); the
+/// process's exit code comes back through script -e.
+fn with_tty(args: &[&str]) -> Option<std::process::Child> {
+    let ok = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !prerequisite(ok, "script (util-linux) provides the pty") {
+        return None;
+    }
+    let mut line = bin().display().to_string();
+    for a in args {
+        line.push(' ');
+        line.push_str(&format!("'{}'", a.replace('\'', r"'\''")));
+    }
+    Some(
+        Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The smartem-init started under `script` (the newest one with these args).
+fn tty_init(marker: &str) -> i32 {
+    let mut found = 0;
+    wait_until(Duration::from_secs(5), "smartem-init under script", || {
+        found = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "smartem-init")
+                    && std::fs::read(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+            })
+            .max()
+            .unwrap_or(0);
+        found != 0
+    });
+    found
+}
+
+#[test]
+fn with_a_terminal_rewriting_remapping_and_the_cwd_work_alike() {
+    // Rewriting: HUP arrives as USR2.
+    let d = shared_tempdir();
+    let log = d.path().join("tty-signals");
+    let svc = testsvc();
+    let Some(mut script) = with_tty(&[
+        "--rewrite-signal",
+        "HUP:USR2",
+        &svc,
+        "signals",
+        log.to_str().unwrap(),
+    ]) else {
+        return;
+    };
+    let got = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until(Duration::from_secs(5), "the service", || {
+        got().contains("ready")
+    });
+    let init = tty_init("tty-signals");
+    kill(init, libc::SIGHUP);
+    wait_until(Duration::from_secs(2), "SIGUSR2 for SIGHUP", || {
+        got().contains("12")
+    });
+    kill(init, libc::SIGTERM);
+    let (code, _, _) = wait_output(&mut script, Duration::from_secs(10));
+    assert_eq!(code, 0);
+    assert_eq!(got().lines().collect::<Vec<_>>(), ["ready", "12", "15"]);
+
+    // Remapping: 143 reported as 0 through the terminal too.
+    let mut script =
+        with_tty(&["-qq", "--success-exit", "143", "sh", "-c", "kill -TERM $$"]).unwrap();
+    let (code, out, err) = wait_output(&mut script, Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}{err}");
+    let mut script = with_tty(&["-qq", "sh", "-c", "kill -TERM $$"]).unwrap();
+    let (code, _, _) = wait_output(&mut script, Duration::from_secs(10));
+    assert_eq!(code, 143, "without the remap");
+
+    // The init leaves its workdir, the service keeps it.
+    let mut script =
+        with_tty(&["--workdir", d.path().to_str().unwrap(), "sleep", "30.25"]).unwrap();
+    let init = tty_init("30.25");
+    wait_until(Duration::from_secs(5), "the service", || {
+        !children(init).is_empty()
+    });
+    let svc_pid = children(init)[0].0;
+    wait_until(
+        Duration::from_secs(2),
+        "the init to leave its workdir",
+        || {
+            std::fs::read_link(format!("/proc/{init}/cwd"))
+                .is_ok_and(|p| p == std::path::Path::new("/"))
+        },
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{svc_pid}/cwd")).unwrap(),
+        d.path()
+    );
+    kill(init, libc::SIGTERM);
+    let (code, _, _) = wait_output(&mut script, Duration::from_secs(10));
+    assert_eq!(code, 143);
+}
