@@ -18,26 +18,34 @@ pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
     let local = deadline::all_local();
     let plan = world::plan(cfg, &facts, local)?;
     if cfg.dry_run {
-        let p = plan.clone();
-        // A stall is the verdict the real run would reach: shown, and
-        // fatal only with --require-data-dir, as there.
-        let verdict = if plan.check_data_dir {
-            deadline::run_or_stalled(
-                "predicting the data-dir check",
-                cfg.data_dir_timeout,
-                local,
-                move || p.predict_data_dir(),
-            )?
-            .unwrap_or(datadir::Verdict::Stalled(cfg.data_dir_timeout))
-        } else {
-            datadir::Verdict::NotChecked
-        };
+        let verdict = data_dir_verdict(&plan, local, true)?;
         return Ok(dry_run(cfg, &plan, verdict));
     }
     if let Some((code, msg)) = plan.problems.first() {
         return Err(fail(*code, msg.clone()));
     }
     apply(&plan, inherited, &facts, local)
+}
+
+/// The data-dir verdict, bounded by the deadline: predicted from the mode
+/// bits for the dry run, asked of the kernel after the drop for the real
+/// one. A stall is the verdict either way (fatal only with
+/// --require-data-dir); a plain init for a command checks nothing.
+fn data_dir_verdict(plan: &Plan, local: bool, predict: bool) -> Result<datadir::Verdict> {
+    if !plan.check_data_dir {
+        return Ok(datadir::Verdict::NotChecked);
+    }
+    let (step, p) = if predict {
+        ("predicting the data-dir check", Some(plan.clone()))
+    } else {
+        ("the data-dir check", None)
+    };
+    let dir = plan.data_dir.clone();
+    let verdict = deadline::run_or_stalled(step, plan.data_dir_timeout, local, move || match p {
+        Some(p) => p.predict_data_dir(),
+        None => datadir::check_now(&dir),
+    })?;
+    Ok(verdict.unwrap_or(datadir::Verdict::Stalled(plan.data_dir_timeout)))
 }
 
 fn dry_run(cfg: &RunConfig, plan: &Plan, verdict: datadir::Verdict) -> i32 {
@@ -94,7 +102,7 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
     if let Some(dir) = plan.workdir.clone() {
         let uid = plan.who.uid;
         deadline::run("entering the workdir", plan.io_timeout, local, move || {
-            crate::inputs::deadline::doing(format!("entering the workdir {}", dir.display()));
+            deadline::doing(format!("entering the workdir {}", dir.display()));
             nix::unistd::chdir(dir.as_path()).map_err(|e| {
                 fail(
                     Code::Config,
@@ -107,25 +115,12 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
         })??;
     }
 
-    let dir = plan.data_dir.clone();
-    let verdict = if plan.check_data_dir {
-        deadline::run_or_stalled(
-            "the data-dir check",
-            plan.data_dir_timeout,
-            local,
-            move || datadir::check_now(&dir),
-        )?
-        .unwrap_or(datadir::Verdict::Stalled(plan.data_dir_timeout))
-    } else {
-        datadir::Verdict::NotChecked
-    };
+    let verdict = data_dir_verdict(plan, local, false)?;
     if let Some(warning) = plan.data_dir_outcome(&verdict)? {
         warn!("{warning}");
     }
 
-    let mut forwarding = plan.forwarding.clone();
-    forwarding.job_control = plan.tty;
-    let mut sup = Supervisor::new(plan.pid1, plan.grace, forwarding);
+    let mut sup = Supervisor::new(plan.pid1, plan.grace, plan.forwarding.clone());
     if let (Some(pre), Some(cmd)) = (&pre_start, &plan.pre_start) {
         if let Some(code) = not_started(&mut sup, "pre-start step") {
             return Ok(code);

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::identity::access::{can_list_and_enter, Who};
 use crate::identity::creds::names;
 use crate::identity::Action;
-use crate::inputs::mountinfo;
+use crate::inputs::{mountinfo, procfs};
 use crate::plan::{fmt_ids, Plan};
 use crate::smartem::datadir::{self, Verdict};
 use std::fmt::Write as _;
@@ -314,19 +314,12 @@ fn status_of(status: &str, key: &str) -> Option<String> {
 /// section reads what PID 1 (smartem-init) and its service really have,
 /// from /proc, beside what the plan intends.
 fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&Plan>) {
-    let comm = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
-    if comm.trim() != "smartem-init" || facts.pid == 1 {
+    if procfs::comm(1) != "smartem-init" || facts.pid == 1 {
         return;
     }
-    let children = std::fs::read_to_string("/proc/1/task/1/children").unwrap_or_default();
     let mut pids = vec![("smartem-init (PID 1)".to_string(), 1)];
-    if let Some(c) = children
-        .split_whitespace()
-        .next()
-        .and_then(|c| c.parse::<i32>().ok())
-    {
-        let name = std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
-        pids.push((format!("service {} (pid {c})", name.trim()), c));
+    if let Some(&c) = procfs::children(1).first() {
+        pids.push((format!("service {} (pid {c})", procfs::comm(c)), c));
     }
     for (title, pid) in pids {
         r.section(&format!("running: {title}"));

@@ -12,6 +12,7 @@
 //!   connection to that port (the worker is connected to its broker).
 
 use crate::config::{HealthConfig, RunConfig};
+use crate::inputs::procfs;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -127,23 +128,14 @@ const RUNTIME_INITS: [&str; 5] = [
 /// child of a runtime's init at PID 1. Nothing wider: on a host, an orphaned
 /// smartem-init adopted by PID 1 is not this container's service.
 fn find_init() -> Option<i32> {
-    let comm = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_default()
-    };
-    let is_init = |pid: i32| comm(pid) == "smartem-init";
+    let is_init = |pid: i32| procfs::comm(pid) == "smartem-init";
     if is_init(1) {
         return Some(1);
     }
-    if !RUNTIME_INITS.contains(&comm(1).as_str()) {
+    if !RUNTIME_INITS.contains(&procfs::comm(1).as_str()) {
         return None;
     }
-    let children = std::fs::read_to_string("/proc/1/task/1/children").ok()?;
-    children
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .find(|p| is_init(*p))
+    procfs::children(1).into_iter().find(|p| is_init(*p))
 }
 
 /// The running init's own argv, when it is smartem-init in run mode.
@@ -156,22 +148,6 @@ fn init_args(init: i32) -> Option<Vec<std::ffi::OsString>> {
         .map(|a| std::ffi::OsStr::from_bytes(a).to_owned())
         .collect();
     (!args.is_empty()).then_some(args)
-}
-
-/// Children of `pid` that are not zombies, by /proc/PID/task/PID/children.
-fn live_children(pid: i32) -> Vec<i32> {
-    let text =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    text.split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .filter(|c: &i32| {
-            std::fs::read_to_string(format!("/proc/{c}/stat")).is_ok_and(|s| {
-                s.rsplit_once(')')
-                    .and_then(|(_, r)| r.split_whitespace().next())
-                    .is_some_and(|state| state != "Z")
-            })
-        })
-        .collect()
 }
 
 /// Socket inodes `pid` holds, or None when its fds can't be read.
@@ -207,7 +183,10 @@ fn service_running(plan: &crate::plan::Plan, init: Option<i32>) -> Result<String
     let Some(init) = init else {
         return Err("no smartem-init process found (PID 1 is not smartem-init)".into());
     };
-    let children = live_children(init);
+    let children: Vec<i32> = procfs::children(init)
+        .into_iter()
+        .filter(|c| procfs::is_live(*c))
+        .collect();
     let Some(&svc) = children.first() else {
         return Err(format!(
             "smartem-init (pid {init}) has no running service: it is starting or stopping"

@@ -115,20 +115,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let rec = Record::default();
-    match run_recorded(
-        step,
-        timeout,
-        local,
-        Box::new(move || Box::new(f()) as Box<dyn Any + Send>),
-        &rec,
-    )? {
-        Some(out) => out
-            .downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| wrong_type(step)),
-        None => Err(fail(Code::OsErr, stalled_msg(step, timeout, &rec))),
-    }
+    run_or_stalled(step, timeout, local, f)?.map_err(|stalled| fail(Code::OsErr, stalled))
 }
 
 /// "STEP did not finish within Ts (stuck AT)": for a caller that reports a

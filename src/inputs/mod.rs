@@ -9,6 +9,7 @@
 pub mod config_file;
 pub mod deadline;
 pub mod mountinfo;
+pub mod procfs;
 pub mod world;
 
 use crate::error::Result;

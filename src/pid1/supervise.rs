@@ -165,7 +165,8 @@ impl Supervisor {
                         "sigwaitinfo failed: {e}; stopping {what} (pid {child}) and exiting"
                     );
                     self.kill_all(child);
-                    let _ = wait_child_blocking(child);
+                    // Blocking: it was just SIGKILLed.
+                    let _ = wait_status(child, 0);
                     return crate::error::Code::OsErr as i32;
                 }
             };
@@ -255,36 +256,29 @@ impl Supervisor {
     }
 }
 
+/// waitpid(child, flags): the raw status when `child` reported.
+fn wait_status(child: libc::pid_t, flags: libc::c_int) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status integer it is given.
+    let pid = unsafe { libc::waitpid(child, &mut status, flags) };
+    (pid == child).then_some(status)
+}
+
 /// Has `child` stopped (Ok, reported once per stop by WUNTRACED) or ended
 /// (Err with its exit code: the call reaped it)? None: neither.
 fn stopped_or_ended(child: libc::pid_t) -> Option<Result<(), i32>> {
-    let mut status = 0;
-    // SAFETY: waitpid writes the status integer it is given.
-    let pid = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG | libc::WUNTRACED) };
-    if pid != child {
-        return None;
-    }
-    Some(if libc::WIFSTOPPED(status) {
-        Ok(())
-    } else {
-        Err(exit_code(status))
+    wait_status(child, libc::WNOHANG | libc::WUNTRACED).map(|s| {
+        if libc::WIFSTOPPED(s) {
+            Ok(())
+        } else {
+            Err(exit_code(s))
+        }
     })
 }
 
 /// `child`'s exit code if it has ended (and is now reaped).
 fn wait_child(child: libc::pid_t) -> Option<i32> {
-    let mut status = 0;
-    // SAFETY: waitpid writes the status integer it is given.
-    let pid = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
-    (pid == child).then(|| exit_code(status))
-}
-
-/// Waits (blocking) for `child`, after it was SIGKILLed.
-fn wait_child_blocking(child: libc::pid_t) -> Option<i32> {
-    let mut status = 0;
-    // SAFETY: waitpid writes the status integer it is given.
-    let pid = unsafe { libc::waitpid(child, &mut status, 0) };
-    (pid == child).then(|| exit_code(status))
+    wait_status(child, libc::WNOHANG).map(exit_code)
 }
 
 /// Reaps every child that has ended; returns `child`'s exit code if it is

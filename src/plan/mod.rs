@@ -275,7 +275,11 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
         data_dir_timeout: cfg.data_dir_timeout,
         io_timeout: cfg.id.io_timeout,
         grace: cfg.grace_period,
-        forwarding: cfg.forwarding.clone(),
+        // Job control needs the terminal the service is given.
+        forwarding: crate::config::Forwarding {
+            job_control: facts.stdin_tty,
+            ..cfg.forwarding.clone()
+        },
         success_exit: cfg.success_exit.clone(),
         tty: facts.stdin_tty,
         notes,
