@@ -115,14 +115,14 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     let mut notes = Vec::new();
 
     // Identity: resolve, then decide against who we are.
+    let current = facts.current();
     let target = match &cfg.id.user {
         Some(spec) => {
             let db = EtcDb::load(&cfg.id.etc_dir, fs)?;
-            Some(identity::resolve(spec, &db, facts.current().euid)?)
+            Some(identity::resolve(spec, &db, current.euid)?)
         }
         None => None,
     };
-    let current = facts.current();
     let action = identity::decide(&current, target, cfg.require_non_root)?;
     let cur = &current;
     let who = match &action {
