@@ -64,7 +64,8 @@ fn images() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let ctx = tempfile::tempdir().unwrap();
-        std::fs::copy(bin(), ctx.path().join("smartem-init")).unwrap();
+        // The prebuilt Dockerfile takes binaries named by architecture (dist/).
+        std::fs::copy(bin(), ctx.path().join("smartem-init-amd64")).unwrap();
         let prebuilt = repo().join("docker/Dockerfile.prebuilt");
         build(ROOT_IMG, &[], ctx.path(), &prebuilt);
         build(
@@ -513,7 +514,25 @@ fn the_image_holds_only_its_files() {
             "[\"/smartem-init\"]"
         );
         assert!(inspect(img, "{{json .Config.Healthcheck}}").contains("healthcheck"));
+        // A plain build names Cargo.toml's version; scripts/release adds
+        // the revision and time (tests/release.rs).
+        assert_eq!(
+            inspect(
+                img,
+                "{{index .Config.Labels \"org.opencontainers.image.version\"}}"
+            ),
+            cargo_version()
+        );
     }
+}
+
+fn cargo_version() -> String {
+    let text = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("version in Cargo.toml")
+        .to_string()
 }
 
 fn final_stage(path: &str) -> String {
@@ -530,6 +549,98 @@ fn the_prebuilt_dockerfile_does_not_drift_from_the_real_one() {
         final_stage("docker/Dockerfile"),
         final_stage("docker/Dockerfile.prebuilt")
     );
+}
+
+/// A docker client that builds with BuildKit: the buildx plugin, else
+/// Debian's docker.io client (20.10 has BuildKit built in).
+fn buildkit() -> Option<Command> {
+    let buildx = Command::new("docker")
+        .args(["buildx", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if buildx {
+        let mut c = Command::new("docker");
+        c.args(["buildx", "build", "--load"]);
+        return Some(c);
+    }
+    let debian = Path::new("/usr/bin/docker");
+    debian.exists().then(|| {
+        let mut c = Command::new(debian);
+        c.env("DOCKER_BUILDKIT", "1").arg("build");
+        c
+    })
+}
+
+/// docker/Dockerfile itself, cross-compiling for arm64 on this amd64 host
+/// with BuildKit (no emulation: the builder stage runs on the build
+/// platform), from a stand-in for rust:1.95-bookworm (scripts/rust-image;
+/// no image can be pulled here). The arm64 image holds the same bytes as
+/// the suite's own arm64 build, which tests/arm64.rs runs as PID 1.
+#[test]
+fn the_dockerfile_cross_builds_an_arm64_image_with_the_same_binary() {
+    if !docker_ok() {
+        return;
+    }
+    let rust_image = std::env::var("SMARTEM_RUST_IMAGE").unwrap_or_default();
+    let arm64 = std::env::var_os("SMARTEM_INIT_ARM64_BIN").map(PathBuf::from);
+    let cmd = buildkit();
+    let ok = !rust_image.is_empty() && arm64.as_ref().is_some_and(|p| p.exists()) && cmd.is_some();
+    if !prerequisite(
+        ok,
+        "SMARTEM_RUST_IMAGE (scripts/rust-image), SMARTEM_INIT_ARM64_BIN and a BuildKit docker client",
+    ) {
+        return;
+    }
+    let tag = "smartem-init-test:dockerfile-arm64";
+    let mut cmd = cmd.unwrap();
+    cmd.args([
+        "-q",
+        "--network",
+        "host",
+        "--platform",
+        "linux/arm64",
+        "-t",
+        tag,
+    ])
+    .args(["--build-arg", &format!("RUST_IMAGE={rust_image}")])
+    .args(["--build-arg", "userid=5000", "--build-arg", "groupid=5000"])
+    .args(["--build-arg", "groupname=smartem", "-f"])
+    .arg(repo().join("docker/Dockerfile"))
+    .arg(repo())
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("docker build");
+    let (code, out, err) = wait_output(&mut child, Duration::from_secs(1500));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(inspect(tag, "{{.Os}}/{{.Architecture}}"), "linux/arm64");
+    assert_eq!(inspect(tag, "{{.Config.User}}"), "5000:5000");
+    assert_eq!(
+        inspect(
+            tag,
+            "{{index .Config.Labels \"org.opencontainers.image.version\"}}"
+        ),
+        cargo_version()
+    );
+    let (code, id, err) = docker(&["create", tag]);
+    assert_eq!(code, 0, "{err}");
+    let d = tempfile::tempdir().unwrap();
+    for f in ["/smartem-init", "/etc/passwd"] {
+        let (code, _, err) = docker(&[
+            "cp",
+            &format!("{}:{f}", id.trim()),
+            d.path().to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{f}: {err}");
+    }
+    docker(&["rm", id.trim()]);
+    let shipped = std::fs::read(d.path().join("smartem-init")).unwrap();
+    assert!(
+        shipped == std::fs::read(arm64.unwrap()).unwrap(),
+        "the image's aarch64 binary differs from scripts/build arm64's"
+    );
+    let passwd = std::fs::read_to_string(d.path().join("passwd")).unwrap();
+    assert!(passwd.contains("smartem:x:5000:5000:"), "{passwd}");
 }
 
 fn tool(name: &str) -> Option<PathBuf> {

@@ -607,7 +607,8 @@ fn app_image(f: &Field) {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let ctx = tempfile::tempdir().unwrap();
-        std::fs::copy(bin(), ctx.path().join("smartem-init")).unwrap();
+        // The prebuilt Dockerfile takes binaries named by architecture (dist/).
+        std::fs::copy(bin(), ctx.path().join("smartem-init-amd64")).unwrap();
         let prebuilt = repo().join("docker/Dockerfile.prebuilt");
         let (code, out, err) = docker(&[
             "build", "-q", "-t", INIT_IMG, "--build-arg", "userid=5000", "--build-arg",
