@@ -198,37 +198,28 @@ fn the_files_verify_against_sha256sums_and_a_changed_byte_does_not() {
             "{f} in {sums}"
         );
     }
-    // The README's command.
-    let (code, out, err) = run_cmd(
-        Command::new("sha256sum")
-            .args(["-c", "SHA256SUMS"])
-            .current_dir(&r.dist),
-    );
+    let check = |dir: &Path, args: &[&str]| {
+        run_cmd(
+            Command::new("sha256sum")
+                .args(args)
+                .arg("SHA256SUMS")
+                .current_dir(dir),
+        )
+    };
+    let (code, out, err) = check(&r.dist, &["-c"]);
     assert_eq!(code, 0, "{out}{err}");
-    // The same check on a copy with one byte changed must fail.
-    let bad = tempfile::tempdir().unwrap();
-    std::fs::copy(r.dist.join("SHA256SUMS"), bad.path().join("SHA256SUMS")).unwrap();
-    for f in [
-        "smartem-init-amd64.oci.tar",
-        "smartem-init.oci.tar",
-        "smartem-init-arm64.oci.tar",
-    ] {
-        std::fs::copy(r.dist.join(f), bad.path().join(f)).unwrap();
-    }
+    // The README's command, where one binary was downloaded: it passes,
+    // and fails once a byte of it changes.
+    let one = tempfile::tempdir().unwrap();
+    std::fs::copy(r.dist.join("SHA256SUMS"), one.path().join("SHA256SUMS")).unwrap();
     let mut bytes = std::fs::read(r.dist.join("smartem-init-arm64")).unwrap();
+    std::fs::write(one.path().join("smartem-init-arm64"), &bytes).unwrap();
+    let (code, out, err) = check(one.path(), &["--ignore-missing", "-c"]);
+    assert_eq!((code, out.trim()), (0, "smartem-init-arm64: OK"), "{err}");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
-    std::fs::write(bad.path().join("smartem-init-arm64"), bytes).unwrap();
-    std::fs::copy(
-        r.dist.join("smartem-init-amd64"),
-        bad.path().join("smartem-init-amd64"),
-    )
-    .unwrap();
-    let (code, out, _) = run_cmd(
-        Command::new("sha256sum")
-            .args(["-c", "SHA256SUMS"])
-            .current_dir(bad.path()),
-    );
+    std::fs::write(one.path().join("smartem-init-arm64"), bytes).unwrap();
+    let (code, out, _) = check(one.path(), &["--ignore-missing", "-c"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("smartem-init-arm64: FAILED"), "{out}");
 }
@@ -537,5 +528,22 @@ fn copy_from_the_index_pinned_by_digest_builds_and_runs() {
     assert_eq!(code, 0, "{err}");
     assert!(
         std::fs::read(&got).unwrap() == std::fs::read(r.dist.join("smartem-init-amd64")).unwrap()
+    );
+}
+
+/// Bad input to scripts/build: one line naming the value and the choices,
+/// exit 64, nothing built.
+#[test]
+fn scripts_build_refuses_an_unknown_architecture() {
+    let (code, out, err) = run_cmd(
+        Command::new("bash")
+            .arg(repo().join("scripts/build"))
+            .arg("riscv64"),
+    );
+    assert_eq!(code, 64, "{out}{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err.trim(),
+        "build: unknown architecture 'riscv64'; use amd64 or arm64"
     );
 }
