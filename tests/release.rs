@@ -547,3 +547,28 @@ fn scripts_build_refuses_an_unknown_architecture() {
         "build: unknown architecture 'riscv64'; use amd64 or arm64"
     );
 }
+
+/// scripts/release empties DIST first: a directory holding anything but an
+/// earlier release is refused, untouched.
+#[test]
+fn scripts_release_refuses_a_directory_that_is_not_a_release() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("keep"), "mine").unwrap();
+    let (code, out, err) = run_cmd(
+        Command::new("bash")
+            .arg(repo().join("scripts/release"))
+            .arg(d.path()),
+    );
+    assert_eq!(code, 64, "{out}{err}");
+    assert_eq!(
+        err.trim(),
+        format!(
+            "release: {} holds files that are not a release's; name a new directory",
+            d.path().display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("keep")).unwrap(),
+        "mine"
+    );
+}
