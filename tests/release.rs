@@ -494,6 +494,17 @@ fn copy_from_the_index_pinned_by_digest_builds_and_runs() {
     )
     .unwrap();
     let tag = "smartem-init-release-test:copy-from";
+    let pulled = format!("{repo_ref}@{index}");
+    struct Tidy(Vec<String>);
+    impl Drop for Tidy {
+        fn drop(&mut self) {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f"])
+                .args(&self.0)
+                .output();
+        }
+    }
+    let _tidy = Tidy(vec![tag.to_string(), pulled]);
     let (code, out, err) = run_cmd(
         Command::new("docker")
             .env("DOCKER_BUILDKIT", "0")
