@@ -17,21 +17,13 @@ const CUSTOM_IMG: &str = "smartem-init-test:custom";
 const SVC_IMG: &str = "smartem-init-test:custom-svc";
 const ROOT_SVC_IMG: &str = "smartem-init-test:root-svc";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn docker(args: &[&str]) -> (i32, String, String) {
     run_cmd(Command::new("docker").args(args))
 }
 
 fn docker_ok() -> bool {
-    let ok = Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success());
     prerequisite(
-        ok,
+        docker_answers(),
         "no Docker engine answers (scripts/docker-engine starts one)",
     )
 }
@@ -521,18 +513,9 @@ fn the_image_holds_only_its_files() {
                 img,
                 "{{index .Config.Labels \"org.opencontainers.image.version\"}}"
             ),
-            cargo_version()
+            cargo_field("version")
         );
     }
-}
-
-fn cargo_version() -> String {
-    let text = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("version = \""))
-        .and_then(|v| v.strip_suffix('"'))
-        .expect("version in Cargo.toml")
-        .to_string()
 }
 
 fn final_stage(path: &str) -> String {
@@ -635,20 +618,10 @@ fn the_dockerfile_cross_builds_an_arm64_image_with_the_same_binary() {
             tag,
             "{{index .Config.Labels \"org.opencontainers.image.version\"}}"
         ),
-        cargo_version()
+        cargo_field("version")
     );
-    let (code, id, err) = docker(&["create", tag]);
-    assert_eq!(code, 0, "{err}");
     let d = tempfile::tempdir().unwrap();
-    for f in ["/smartem-init", "/etc/passwd"] {
-        let (code, _, err) = docker(&[
-            "cp",
-            &format!("{}:{f}", id.trim()),
-            d.path().to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{f}: {err}");
-    }
-    docker(&["rm", id.trim()]);
+    files_from_image(tag, &["/smartem-init", "/etc/passwd"], d.path());
     let shipped = std::fs::read(d.path().join("smartem-init")).unwrap();
     assert!(
         shipped == std::fs::read(arm64.unwrap()).unwrap(),

@@ -120,10 +120,6 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn measured(line: &str) {
     let path = repo().join("target/field/measurements.txt");
     let mut f = std::fs::OpenOptions::new()
@@ -720,12 +716,8 @@ fn docker_stop(id: &str) -> (f64, i32, String) {
 #[test]
 fn both_roles_in_docker_from_the_example_image() {
     let Some(f) = field() else { return };
-    let ok = Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success());
     if !prerequisite(
-        ok,
+        docker_answers(),
         "no Docker engine answers (scripts/docker-engine starts one)",
     ) {
         return;

@@ -16,10 +16,6 @@ use std::time::Duration;
 const BUDGET: u64 = 524_288;
 const ARCHES: [(&str, &str); 2] = [("amd64", "x86-64"), ("arm64", "ARM aarch64")];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 struct Release {
     _tmp: tempfile::TempDir,
     dist: PathBuf,
@@ -89,15 +85,6 @@ fn release() -> Option<&'static Release> {
         })
     })
     .as_ref()
-}
-
-fn cargo_field(key: &str) -> String {
-    let text = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or_else(|| panic!("no {key} in Cargo.toml"))
-        .to_string()
 }
 
 fn git(args: &[&str]) -> String {
@@ -360,12 +347,8 @@ fn the_index_names_both_architectures_by_the_archives_digests() {
 #[test]
 fn the_images_run_amd64_under_docker_and_arm64_under_qemu() {
     let Some(r) = release() else { return };
-    let docker = Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success());
     if !prerequisite(
-        docker && have("qemu-aarch64-static"),
+        docker_answers() && have("qemu-aarch64-static"),
         "a Docker engine and qemu-aarch64-static",
     ) {
         return;
@@ -425,12 +408,8 @@ fn the_images_run_amd64_under_docker_and_arm64_under_qemu() {
 #[test]
 fn copy_from_the_index_pinned_by_digest_builds_and_runs() {
     let Some(r) = release() else { return };
-    let docker = Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success());
     if !prerequisite(
-        docker && have("docker-registry"),
+        docker_answers() && have("docker-registry"),
         "a Docker engine and docker-registry (scripts/setup)",
     ) {
         return;
@@ -526,17 +505,8 @@ fn copy_from_the_index_pinned_by_digest_builds_and_runs() {
         "{code} {err}"
     );
     // Docker took the amd64 entry of the index: the bytes are dist's.
-    let (code, _, err) =
-        run_cmd(Command::new("docker").args(["create", "--name", "smartem-release-copy", tag]));
-    assert_eq!(code, 0, "{err}");
-    let got = dir.path().join("got");
-    let (code, _, err) = run_cmd(
-        Command::new("docker")
-            .args(["cp", "smartem-release-copy:/smartem-init"])
-            .arg(&got),
-    );
-    let _ = run_cmd(Command::new("docker").args(["rm", "-f", "smartem-release-copy"]));
-    assert_eq!(code, 0, "{err}");
+    files_from_image(tag, &["/smartem-init"], dir.path());
+    let got = dir.path().join("smartem-init");
     assert!(
         std::fs::read(&got).unwrap() == std::fs::read(r.dist.join("smartem-init-amd64")).unwrap()
     );

@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,53 @@ pub fn bin() -> PathBuf {
     match std::env::var_os("SMARTEM_INIT_BIN") {
         Some(p) if !p.is_empty() => std::fs::canonicalize(p).expect("SMARTEM_INIT_BIN exists"),
         _ => PathBuf::from(env!("CARGO_BIN_EXE_smartem-init")),
+    }
+}
+
+/// The source tree (Dockerfiles, scripts, Cargo.toml).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `key = "value"` of Cargo.toml's package, e.g. its version.
+pub fn cargo_field(key: &str) -> String {
+    let text = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no {key} in Cargo.toml"))
+        .to_string()
+}
+
+/// Whether a Docker engine answers (scripts/docker-engine starts one).
+pub fn docker_answers() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Copies files out of an image into `dest`, each under its own name
+/// (docker create, cp, rm).
+pub fn files_from_image(image: &str, paths: &[&str], dest: &Path) {
+    let (code, id, err) = run_cmd(Command::new("docker").args(["create", image]));
+    assert_eq!(code, 0, "docker create {image}: {err}");
+    let id = id.trim();
+    let copied: Vec<_> = paths
+        .iter()
+        .map(|p| {
+            let r = run_cmd(
+                Command::new("docker")
+                    .arg("cp")
+                    .arg(format!("{id}:{p}"))
+                    .arg(dest),
+            );
+            (p, r)
+        })
+        .collect();
+    let _ = run_cmd(Command::new("docker").args(["rm", "-f", id]));
+    for (p, (code, _, err)) in copied {
+        assert_eq!(code, 0, "docker cp {image}:{p}: {err}");
     }
 }
 
