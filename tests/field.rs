@@ -22,7 +22,7 @@ use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const UID: u32 = 5000;
@@ -112,12 +112,6 @@ fn field() -> Option<&'static Field> {
     } else {
         None
     }
-}
-
-/// The field tests share one database and one queue: one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn measured(line: &str) {
@@ -476,6 +470,7 @@ fn base_env(f: &Field, kc: &Keycloak) -> Vec<(String, String)> {
 #[test]
 fn api_as_pid1_migrates_serves_reads_the_data_dir_and_stops() {
     let Some(f) = field() else { return };
+    // One database and one queue for every field test: one at a time.
     let _one = serial();
     let kc = Keycloak::start(f);
     let sb = Sandbox::new(f);

@@ -18,6 +18,13 @@ pub fn bin() -> PathBuf {
     }
 }
 
+/// Held by tests of one binary that must not overlap: ones that share a
+/// service, or that load the machine enough to starve another's timing.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The source tree (Dockerfiles, scripts, Cargo.toml).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
