@@ -117,6 +117,18 @@ struct RunArgs {
         value_delimiter = ','
     )]
     keep_cap: Vec<String>,
+    /// Leave the data dir writable to the service (no Landlock rule set); by default the service
+    /// can read beneath it but not write, create, remove, rename, link or truncate there
+    #[arg(long, env = "SMARTEM_DATA_DIR_WRITABLE", action = ArgAction::SetTrue, value_parser = parse_switch)]
+    data_dir_writable: bool,
+    /// Refuse to start (exit 77) when the kernel or runtime cannot give the planned confinement
+    /// (Landlock, the seccomp filter); by default that is one warning
+    #[arg(long, env = "SMARTEM_REQUIRE_CONFINEMENT", action = ArgAction::SetTrue, value_parser = parse_switch)]
+    require_confinement: bool,
+    /// Baseline seccomp filter: baseline (only when the runtime set no filter), always, off
+    /// [default: baseline]
+    #[arg(long, env = "SMARTEM_SECCOMP", value_name = "MODE")]
+    seccomp: Option<String>,
     /// api role: do not run the migration before the service
     #[arg(long, env = "SMARTEM_SKIP_MIGRATIONS", action = ArgAction::SetTrue, value_parser = parse_switch)]
     skip_migrations: bool,
@@ -367,6 +379,21 @@ pub fn parse_cap(name: &str) -> Result<caps::Capability> {
     })
 }
 
+/// --seccomp/SMARTEM_SECCOMP; empty means the default.
+fn parse_seccomp(mode: &str) -> Result<SeccompMode> {
+    match mode.trim().to_ascii_lowercase().as_str() {
+        "" | "baseline" => Ok(SeccompMode::Baseline),
+        "always" => Ok(SeccompMode::Always),
+        "off" => Ok(SeccompMode::Off),
+        _ => Err(fail(
+            Code::Usage,
+            format!(
+                "--seccomp/SMARTEM_SECCOMP {mode:?} is not a mode; use baseline, always or off"
+            ),
+        )),
+    }
+}
+
 fn log_level(verbose: u8, quiet: u8) -> Result<Level> {
     if verbose > 0 {
         return Ok(Level::Debug);
@@ -440,6 +467,11 @@ fn run(a: RunArgs) -> Result<RunConfig> {
             })
             .collect::<Result<_>>()?,
         keep_caps,
+        confine: ConfineConfig {
+            data_dir_writable: a.data_dir_writable,
+            require: a.require_confinement,
+            seccomp: parse_seccomp(a.seccomp.as_deref().unwrap_or_default())?,
+        },
         skip_migrations: a.skip_migrations,
         api_cmd: nonempty(a.api_cmd),
         worker_cmd: nonempty(a.worker_cmd),

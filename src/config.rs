@@ -43,6 +43,8 @@ pub struct RunConfig {
     /// Service exit codes reported as 0 (tini -e).
     pub success_exit: Vec<i32>,
     pub keep_caps: Vec<caps::Capability>,
+    /// What confines the service beyond the drop (Landlock, seccomp).
+    pub confine: ConfineConfig,
     pub skip_migrations: bool,
     pub api_cmd: Option<String>,
     pub worker_cmd: Option<String>,
@@ -91,6 +93,29 @@ pub const DEFAULT_DATA_DIR: &str = "/dls";
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(25);
 pub const DEFAULT_DATA_DIR_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The service's confinement: the data dir read-only by Landlock, a
+/// baseline seccomp filter where the runtime set none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConfineConfig {
+    /// --data-dir-writable: no Landlock rule set.
+    pub data_dir_writable: bool,
+    /// --require-confinement: what the kernel or runtime cannot give is
+    /// exit 77 instead of a warning.
+    pub require: bool,
+    pub seccomp: SeccompMode,
+}
+
+/// --seccomp / SMARTEM_SECCOMP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SeccompMode {
+    /// The baseline filter only when the process started with none.
+    #[default]
+    Baseline,
+    /// The baseline filter on top of whatever the runtime set.
+    Always,
+    Off,
+}
 
 /// How received signals reach the service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

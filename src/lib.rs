@@ -10,6 +10,7 @@ mod alloc;
 mod cli;
 mod commands;
 mod config;
+mod confine;
 mod error;
 mod identity;
 mod inputs;

@@ -119,6 +119,7 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
     if let Some(warning) = plan.data_dir_outcome(&verdict)? {
         warn!("{warning}");
     }
+    confine(plan, local)?;
 
     let mut sup = Supervisor::new(plan.pid1, plan.grace, plan.forwarding.clone());
     if let (Some(pre), Some(cmd)) = (&pre_start, &plan.pre_start) {
@@ -154,6 +155,52 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
         "service",
         &plan.service.argv,
     )
+}
+
+/// Landlock, then the seccomp filter, applied to the init itself: after the
+/// drop (both need no_new_privs, which the drop set, and neither may stand
+/// in its way) and the data-dir check, before anything is started, so the
+/// pre-start step, the service and all they start inherit them and none of
+/// them runs unconfined even for a moment. The init needs none of what
+/// they refuse: from here on it only waits, forwards signals, reaps and
+/// starts with clone(CLONE_VM|CLONE_VFORK).
+fn confine(plan: &Plan, local: bool) -> Result<()> {
+    use crate::confine::{landlock, seccomp, DataDirRule, SyscallFilter};
+    let c = &plan.confinement;
+    for s in c.shortfalls() {
+        warn!("{s}; starting without it (--require-confinement refuses instead)");
+    }
+    if let DataDirRule::ReadOnly(r) = &c.data_dir {
+        let grants = r.grants.clone();
+        let opened = deadline::run(
+            "opening the Landlock grants",
+            plan.io_timeout,
+            local,
+            move || landlock::open_grants(&grants),
+        )??;
+        landlock::restrict(opened)?;
+    }
+    if let SyscallFilter::Baseline(_) = &c.syscalls {
+        let state = || {
+            std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| crate::inputs::procfs::seccomp_of(&s))
+        };
+        let before = state().map_or(0, |s| s.filters);
+        seccomp::install(&seccomp::program())?;
+        if !state().is_some_and(|s| s.mode == 2 && s.filters == before + 1) {
+            return Err(fail(
+                Code::NoPerm,
+                format!("seccomp filter not verified: /proc/self/status does not show one more filter than the {before} there were; the service was not started"),
+            ));
+        }
+    }
+    info!(
+        "confinement: data dir {}; seccomp: {}",
+        c.data_dir.describe(&plan.data_dir),
+        c.syscalls.describe()
+    );
+    Ok(())
 }
 
 /// A termination request before `what` started: it never starts.

@@ -874,3 +874,74 @@ fn doctor_under_docker_exec_reports_the_running_init_and_service() {
         "{svc}"
     );
 }
+
+/// `docker run -v` mounts read-write by default, and the image's uid owns
+/// the files: Landlock alone keeps them unchanged. Under Docker's default
+/// seccomp profile no filter is added (the runtime's is kept); with
+/// `seccomp=unconfined` (Kubernetes' default) the baseline is there.
+#[test]
+fn a_read_write_volume_stays_read_only_and_docker_s_profile_is_kept() {
+    if !docker_ok() {
+        return;
+    }
+    images();
+    use std::os::unix::fs::PermissionsExt;
+    let base = tempfile::tempdir().unwrap();
+    let dls = base.path().join("dls");
+    std::fs::create_dir_all(dls.join("empty")).unwrap();
+    std::fs::write(dls.join("f"), "data\n").unwrap();
+    for p in [dls.clone(), dls.join("empty"), dls.join("f")] {
+        nix::unistd::chown(p.as_path(), Some(5000.into()), Some(5000.into())).unwrap();
+    }
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let vol = format!("{}:/dls", dls.display());
+    let args = [
+        "-v",
+        &vol,
+        "--tmpfs",
+        "/out:uid=5000,gid=5000",
+        "-e",
+        "SMARTEM_DATA_DIR=/dls",
+    ];
+    let (code, out, err) = run_svc(
+        SVC_IMG,
+        &args,
+        &["--", "/smartem-testsvc", "attack", "/dls", "/out"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    for op in [
+        "write",
+        "truncate",
+        "create",
+        "unlink",
+        "rename-out",
+        "mkdir",
+        "link",
+    ] {
+        assert!(out.contains(&format!("{op}: refused")), "{op}\n{out}{err}");
+    }
+    assert!(
+        out.contains("read: ok data") && out.contains("outside: ok"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(dls.join("f")).unwrap(), "data\n");
+    assert!(err.contains("the runtime's filter kept"), "{err}");
+    let (_, status, _) = run_svc(SVC_IMG, &[], &["--", "/smartem-testsvc", "status"]);
+    assert!(
+        status.contains("Seccomp_filters:\t1"),
+        "docker's only: {status}"
+    );
+
+    let unconfined = ["--security-opt", "seccomp=unconfined"];
+    let (code, out, err) = run_svc(SVC_IMG, &unconfined, &["--", "/smartem-testsvc", "escape"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("unshare-user: errno {}", libc::EPERM)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("clone3: errno {}", libc::ENOSYS)),
+        "{out}"
+    );
+    assert!(err.contains("baseline filter added"), "{err}");
+}

@@ -509,6 +509,10 @@ fn api_as_pid1_migrates_serves_reads_the_data_dir_and_stops() {
             );
         }
         assert_eq!(status_field(pid, "NoNewPrivs").unwrap(), "1");
+        // Confinement on, as in production: the baseline filter (nothing
+        // else filters here) and the migration and the app still work.
+        assert_eq!(status_field(pid, "Seccomp").unwrap(), "2", "{pid}");
+        assert_eq!(status_field(pid, "Seccomp_filters").unwrap(), "1", "{pid}");
     }
 
     let (code, out, err) = init.healthcheck();
@@ -658,7 +662,12 @@ fn run_healthy(f: &Field, kc: &Keycloak, sb: &Sandbox, role: &str, port: u16) ->
     .map(|s| s.to_string())
     .collect();
     args.push("-v".into());
-    args.push(format!("{}:/dls:ro", sb.path("dls").display()));
+    // Read-write, as `docker run -v` mounts by default: Landlock keeps it
+    // read-only to the app. Seccomp unconfined, as Kubernetes' default is:
+    // the baseline filter is what the app runs under.
+    args.push(format!("{}:/dls", sb.path("dls").display()));
+    args.push("--security-opt".into());
+    args.push("seccomp=unconfined".into());
     let mut env = vec![
         ("ROLE".to_string(), role.to_string()),
         ("HTTP_API_PORT".into(), port.to_string()),
@@ -731,6 +740,12 @@ fn both_roles_in_docker_from_the_example_image() {
     ));
     assert_eq!(code, 143, "{logs}");
     assert!(secs < 5.0, "docker stop took {secs:.2} s: {logs}");
+    for confined in [
+        "confinement: data dir read-only to the service (Landlock ABI",
+        "seccomp: baseline filter added",
+    ] {
+        assert!(logs.contains(confined), "{confined}: {logs}");
+    }
 
     f.amqp(&["purge"]);
     f.amqp(&["publish", &uuid()]);
@@ -746,6 +761,12 @@ fn both_roles_in_docker_from_the_example_image() {
     ));
     assert_eq!(code, 0, "{logs}");
     assert!(secs < 5.0, "docker stop took {secs:.2} s: {logs}");
+    for confined in [
+        "confinement: data dir read-only to the service (Landlock ABI",
+        "seccomp: baseline filter added",
+    ] {
+        assert!(logs.contains(confined), "{confined}: {logs}");
+    }
 }
 
 /// Names in `text` read through os.getenv("X"), os.environ.get("X") or

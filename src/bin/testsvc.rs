@@ -16,6 +16,10 @@
 //!   sleep                  wait forever with default signal dispositions
 //!   argv FILE [ARG...]     append the arguments as one line to FILE, exit 0
 //!   latency                print CLOCK_MONOTONIC ns for each SIGUSR1; exit 0 on SIGTERM
+//!   attack DIR OUT         try every change beneath DIR (holding f and empty/),
+//!                          OUT a writable directory elsewhere; one line each
+//!   escape                 call unshare(CLONE_NEWUSER), clone3, io_uring_setup,
+//!                          keyctl, bpf: one "NAME: errno N" line each
 //!   orphans N              leave N orphans that exit at once, wait until init
 //!                          has reaped every one, print ms
 //!                          (run it as the child of an init in a PID namespace)
@@ -65,6 +69,8 @@ fn status() {
                 | "CapBnd"
                 | "CapAmb"
                 | "NoNewPrivs"
+                | "Seccomp"
+                | "Seccomp_filters"
                 | "SigBlk"
                 | "SigIgn"
         ) {
@@ -241,6 +247,157 @@ fn fuse_stall(dir: &str) {
     unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
 }
 
+/// Every way of changing a directory tree, tried beneath DIR (which holds
+/// a file `f` and an empty directory `empty`), with OUT a writable
+/// directory elsewhere; one line each: "NAME: refused (errno)" or
+/// "NAME: ALLOWED". Then the reads, which must work, and a write in OUT.
+fn attack(dir: &str, out: &str) {
+    use std::ffi::CString;
+    let c = |p: String| CString::new(p).unwrap();
+    let f = c(format!("{dir}/f"));
+    let report = |name: &str, rc: libc::c_int| {
+        if rc < 0 {
+            println!("{name}: refused ({})", std::io::Error::last_os_error());
+        } else {
+            println!("{name}: ALLOWED");
+        }
+    };
+    let open = |p: &CString, flags: libc::c_int| {
+        // SAFETY: valid NUL-terminated path; the descriptor is closed at once.
+        unsafe {
+            let fd = libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, 0o644);
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            fd
+        }
+    };
+    std::fs::write(format!("{out}/moved-in"), "x").expect("write in OUT");
+    let outside = c(format!("{out}/moved-in"));
+    // SAFETY: plain system calls on NUL-terminated paths.
+    unsafe {
+        report("write", open(&f, libc::O_WRONLY));
+        report("append", open(&f, libc::O_WRONLY | libc::O_APPEND));
+        report("open-truncate", open(&f, libc::O_WRONLY | libc::O_TRUNC));
+        report("truncate", libc::truncate(f.as_ptr(), 0));
+        report(
+            "create",
+            open(&c(format!("{dir}/new")), libc::O_WRONLY | libc::O_CREAT),
+        );
+        report(
+            "mkdir",
+            libc::mkdir(c(format!("{dir}/newdir")).as_ptr(), 0o755),
+        );
+        report("rmdir", libc::rmdir(c(format!("{dir}/empty")).as_ptr()));
+        report("unlink", libc::unlink(f.as_ptr()));
+        report(
+            "rename",
+            libc::rename(f.as_ptr(), c(format!("{dir}/f2")).as_ptr()),
+        );
+        report(
+            "rename-out",
+            libc::rename(f.as_ptr(), c(format!("{out}/stolen")).as_ptr()),
+        );
+        report(
+            "rename-in",
+            libc::rename(outside.as_ptr(), c(format!("{dir}/moved-in")).as_ptr()),
+        );
+        report(
+            "symlink",
+            libc::symlink(f.as_ptr(), c(format!("{dir}/s")).as_ptr()),
+        );
+        report(
+            "link",
+            libc::link(f.as_ptr(), c(format!("{dir}/hard")).as_ptr()),
+        );
+        report(
+            "link-out",
+            libc::link(f.as_ptr(), c(format!("{out}/hard")).as_ptr()),
+        );
+        report(
+            "mkfifo",
+            libc::mkfifo(c(format!("{dir}/fifo")).as_ptr(), 0o644),
+        );
+        report(
+            "mknod",
+            libc::mknod(c(format!("{dir}/node")).as_ptr(), libc::S_IFREG | 0o644, 0),
+        );
+    }
+    let sock = std::os::unix::net::UnixListener::bind(format!("{dir}/sock"));
+    println!(
+        "socket: {}",
+        sock.map_or_else(|e| format!("refused ({e})"), |_| "ALLOWED".into())
+    );
+    match std::fs::read_to_string(format!("{dir}/f")) {
+        Ok(t) => println!("read: ok {}", t.trim()),
+        Err(e) => println!("read: failed ({e})"),
+    }
+    match std::fs::read_dir(dir) {
+        Ok(d) => println!("list: ok {} entries", d.count()),
+        Err(e) => println!("list: failed ({e})"),
+    }
+    match std::fs::write(format!("{out}/written"), "ok") {
+        Ok(()) => println!("outside: ok"),
+        Err(e) => println!("outside: failed ({e})"),
+    }
+}
+
+/// The interfaces the baseline seccomp filter refuses, each called with
+/// arguments the kernel itself answers without changing anything that
+/// outlives this process: "NAME: errno N" (0 when it worked).
+fn escape() {
+    let errno = |rc: libc::c_long| {
+        if rc < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        } else {
+            0
+        }
+    };
+    let mut params = [0u8; 120];
+    // SAFETY: each call gets valid pointers or NULL with a zero size.
+    let results = unsafe {
+        [
+            (
+                "unshare-user",
+                errno(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
+            ),
+            (
+                "clone3",
+                errno(libc::syscall(
+                    libc::SYS_clone3,
+                    std::ptr::null::<u8>(),
+                    0usize,
+                )),
+            ),
+            (
+                "io_uring_setup",
+                errno(libc::syscall(
+                    libc::SYS_io_uring_setup,
+                    1,
+                    params.as_mut_ptr(),
+                )),
+            ),
+            (
+                "keyctl",
+                errno(libc::syscall(libc::SYS_keyctl, 9999, 0, 0, 0, 0)),
+            ),
+            (
+                "bpf",
+                errno(libc::syscall(
+                    libc::SYS_bpf,
+                    9999,
+                    std::ptr::null::<u8>(),
+                    0,
+                )),
+            ),
+            ("getppid", errno(libc::syscall(libc::SYS_getppid))),
+        ]
+    };
+    for (name, e) in results {
+        println!("{name}: errno {e}");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| {
@@ -303,6 +460,8 @@ fn main() {
         }
         Some("orphans") => orphans(arg(1).parse().unwrap_or(10_000)),
         Some("argv") => append(&arg(1), &args[2..].join(" ")),
+        Some("attack") => attack(&arg(1), &arg(2)),
+        Some("escape") => escape(),
         _ => {
             eprintln!("usage: smartem-testsvc status|serve PORT [CODE]|bind ADDR|signals FILE|ignore-term|sleep|argv FILE ARG...");
             std::process::exit(2);

@@ -301,15 +301,6 @@ fn plan_rows(r: &mut Report, p: &Plan) {
     }
 }
 
-/// One field of /proc/PID/status.
-fn status_of(status: &str, key: &str) -> Option<String> {
-    status.lines().find_map(|l| {
-        l.strip_prefix(key)
-            .and_then(|v| v.strip_prefix(':'))
-            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
-    })
-}
-
 /// Under `kubectl exec` or `docker exec` doctor is a new process: this
 /// section reads what PID 1 (smartem-init) and its service really have,
 /// from /proc, beside what the plan intends.
@@ -327,7 +318,7 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
             r.row("status", "cannot be read");
             continue;
         };
-        let get = |k: &str| status_of(&st, k).unwrap_or_else(|| "?".into());
+        let get = |k: &str| procfs::status_field(&st, k).unwrap_or_else(|| "?".into());
         r.row("uid", get("Uid"));
         r.row("gid", get("Gid"));
         r.row("groups", get("Groups"));

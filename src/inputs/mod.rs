@@ -56,6 +56,8 @@ pub trait Inputs {
     fn metadata(&self, path: &Path) -> std::io::Result<Meta>;
     fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf>;
     fn current_dir(&self) -> std::io::Result<PathBuf>;
+    /// The names in a directory (no `.` or `..`), symlinks not followed.
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<std::ffi::OsString>>;
 }
 
 /// The real file system.
@@ -73,6 +75,11 @@ impl Inputs for Fs {
     }
     fn current_dir(&self) -> std::io::Result<PathBuf> {
         std::env::current_dir()
+    }
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect()
     }
 }
 
@@ -196,6 +203,23 @@ pub mod mem {
         }
         fn current_dir(&self) -> std::io::Result<PathBuf> {
             Ok(self.cwd.clone())
+        }
+        fn list_dir(&self, path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+            let dir = self.resolve(path);
+            match self.nodes.get(&dir) {
+                Some((m, _)) if m.kind == Kind::Dir => {}
+                Some(_) => return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR)),
+                None => return Err(not_found()),
+            }
+            let mut names: Vec<_> = self
+                .nodes
+                .keys()
+                .chain(self.links.keys())
+                .filter(|p| p.parent() == Some(dir.as_path()))
+                .filter_map(|p| p.file_name().map(|n| n.to_os_string()))
+                .collect();
+            names.sort();
+            Ok(names)
         }
     }
 }

@@ -4,6 +4,10 @@
 /// One mount: the fields smartem-init uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<'a> {
+    /// major:minor of the filesystem.
+    pub dev: &'a str,
+    /// The directory of that filesystem mounted here (a bind mount's source).
+    pub root: String,
     /// With mountinfo's octal escapes (`\040` space, `\011` tab, `\012`
     /// newline, `\134` backslash) turned back into their characters.
     pub mount_point: String,
@@ -16,10 +20,14 @@ pub struct Entry<'a> {
 /// point and options fields.
 pub fn parse_line(line: &str) -> Option<Entry<'_>> {
     let (left, right) = line.split_once(" - ")?;
-    let mut fields = left.split_whitespace().skip(4);
+    let mut fields = left.split_whitespace().skip(2);
+    let dev = fields.next()?;
+    let root = unescape(fields.next()?);
     let mount_point = unescape(fields.next()?);
     let options = fields.next()?;
     Some(Entry {
+        dev,
+        root,
         mount_point,
         options,
         fstype: right.split_whitespace().next().unwrap_or("?"),
@@ -110,6 +118,7 @@ mod tests {
         let e = parse_line("25 22 8:1 /data /my\\040dls ro,relatime - ext4 /dev/sda1 rw")
             .expect("a valid line");
         assert_eq!(e.mount_point, "/my dls");
+        assert_eq!((e.dev, e.root.as_str()), ("8:1", "/data"));
         assert_eq!(e.options, "ro,relatime");
         assert_eq!(e.fstype, "ext4");
         assert_eq!(parse_line("no separator here"), None);

@@ -25,3 +25,22 @@ pub fn is_live(pid: i32) -> bool {
             .is_some_and(|state| state != "Z")
     })
 }
+
+/// One field of a /proc/PID/status text, its words joined by one space.
+pub fn status_field(status: &str, key: &str) -> Option<String> {
+    status.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|v| v.strip_prefix(':'))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    })
+}
+
+/// `Seccomp:` and `Seccomp_filters:` of a status text (None without them:
+/// a kernel without seccomp). Kernels before 5.9 show no filter count.
+pub fn seccomp_of(status: &str) -> Option<crate::confine::SeccompState> {
+    let mode = status_field(status, "Seccomp")?.parse().ok()?;
+    let filters = status_field(status, "Seccomp_filters")
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(u32::from(mode == 2));
+    Some(crate::confine::SeccompState { mode, filters })
+}

@@ -25,6 +25,13 @@ pub fn facts() -> Result<Facts> {
             .is_ok_and(|s| s.trim() == "deny"),
         in_userns: std::fs::read_to_string("/proc/self/uid_map")
             .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]),
+        kernel: crate::confine::KernelFacts {
+            landlock_abi: crate::confine::landlock::probe(),
+            seccomp: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| crate::inputs::procfs::seccomp_of(&s)),
+        },
+        mountinfo: std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
     })
 }
 

@@ -36,6 +36,10 @@ pub struct Facts {
     pub setgroups_denied: bool,
     /// /proc/self/uid_map is not the identity map of the initial namespace.
     pub in_userns: bool,
+    /// Landlock's ABI and the seccomp state at start.
+    pub kernel: crate::confine::KernelFacts,
+    /// /proc/self/mountinfo: where else the data dir's files are mounted.
+    pub mountinfo: String,
 }
 
 impl Facts {
@@ -81,6 +85,8 @@ pub struct Plan {
     /// nothing SmartEM-specific happens then.
     pub check_data_dir: bool,
     pub require_data_dir: bool,
+    /// Landlock for the data dir and the seccomp filter.
+    pub confinement: crate::confine::Confinement,
     pub data_dir_timeout: Duration,
     /// Bound on each file-system step before the service (chdir).
     pub io_timeout: Duration,
@@ -255,6 +261,16 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     if let Some(hint) = &migration_hint {
         notes.push(hint.clone());
     }
+    let check_data_dir = cfg.command.is_empty() || cfg.id.data_dir_given || cfg.require_data_dir;
+    let confinement = crate::confine::plan(
+        &cfg.confine,
+        &facts.kernel,
+        &cfg.id.data_dir,
+        check_data_dir,
+        &facts.mountinfo,
+        fs,
+    );
+    problems.extend(confinement.problems());
 
     Ok(Plan {
         pid1: facts.pid == 1,
@@ -270,8 +286,9 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
         env_added,
         dotenv: dotenv_note,
         data_dir: cfg.id.data_dir.clone(),
-        check_data_dir: cfg.command.is_empty() || cfg.id.data_dir_given || cfg.require_data_dir,
+        check_data_dir,
         require_data_dir: cfg.require_data_dir,
+        confinement,
         data_dir_timeout: cfg.data_dir_timeout,
         io_timeout: cfg.id.io_timeout,
         grace: cfg.grace_period,

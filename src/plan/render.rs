@@ -115,6 +115,11 @@ impl Plan {
             ),
         );
         row(
+            "landlock",
+            self.confinement.data_dir.describe(&self.data_dir),
+        );
+        row("seccomp", self.confinement.syscalls.describe());
+        row(
             "terminal",
             if self.tty {
                 "stdin is a TTY: service gets the foreground".into()
@@ -187,6 +192,7 @@ impl Plan {
                 "checked": self.check_data_dir,
                 "verdict": data_dir.describe(&self.data_dir, self.who.uid),
             },
+            "confinement": self.confinement_json(),
             "grace_period_secs": self.grace.as_secs_f64(),
             "tty": self.tty,
             "notes": self.notes,
@@ -195,6 +201,55 @@ impl Plan {
         let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
         s.push('\n');
         s
+    }
+}
+
+impl Plan {
+    fn confinement_json(&self) -> serde_json::Value {
+        use crate::confine::{seccomp, DataDirRule, SyscallFilter};
+        use serde_json::json;
+        let c = &self.confinement;
+        let paths = |v: &[std::path::PathBuf]| {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+        };
+        let (state, landlock) = match &c.data_dir {
+            DataDirRule::NotApplicable => ("not-applicable", json!({})),
+            DataDirRule::Writable => ("writable", json!({})),
+            DataDirRule::Unavailable(why) => ("unavailable", json!({ "reason": why })),
+            DataDirRule::ReadOnly(r) => (
+                "read-only",
+                json!({
+                    "abi": r.abi,
+                    "protected": paths(&r.protected),
+                    "writable_beneath": paths(&r.grants),
+                    "no_new_entries_in": paths(&r.closed),
+                    "not_enforced": r.not_enforced,
+                }),
+            ),
+        };
+        let (mode, reason) = match &c.syscalls {
+            SyscallFilter::Baseline(why) => ("baseline", json!(why)),
+            SyscallFilter::Runtime(n) => (
+                "runtime",
+                json!(format!("{n} filter(s) set by the runtime")),
+            ),
+            SyscallFilter::Off => ("off", json!("--seccomp off")),
+            SyscallFilter::Unavailable(why) => ("unavailable", json!(why)),
+        };
+        let denied: Vec<&str> = seccomp::DENIED.iter().map(|(n, _)| *n).collect();
+        let flags: Vec<&str> = seccomp::NAMESPACE_FLAGS.iter().map(|(n, _)| *n).collect();
+        json!({
+            "required": c.required,
+            "landlock": {"data_dir": state, "rule": landlock},
+            "seccomp": {
+                "filter": mode,
+                "reason": reason,
+                "eperm": denied,
+                "eperm_clone_unshare_flags": flags,
+            },
+        })
     }
 }
 

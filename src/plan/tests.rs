@@ -33,6 +33,7 @@ fn cfg() -> RunConfig {
         forwarding: Default::default(),
         success_exit: vec![],
         keep_caps: vec![],
+        confine: Default::default(),
         skip_migrations: false,
         api_cmd: None,
         worker_cmd: None,
@@ -65,6 +66,14 @@ fn facts(uid: u32, gid: u32, groups: &[u32], caps: u64) -> Facts {
         ngroups_max: 65536,
         setgroups_denied: false,
         in_userns: false,
+        kernel: crate::confine::KernelFacts {
+            landlock_abi: Ok(7),
+            seccomp: Some(crate::confine::SeccompState {
+                mode: 0,
+                filters: 0,
+            }),
+        },
+        mountinfo: String::new(),
     }
 }
 

@@ -1,0 +1,335 @@
+//! Which paths keep their write rights when the data dir is made read-only.
+//!
+//! Landlock only grants: once a ruleset handles the write rights, every
+//! write is refused unless a rule grants it beneath some directory, and a
+//! grant cannot have a hole. So the data dir is carved out by granting the
+//! write rights beneath every entry *beside* the way down to it, and
+//! beneath none of the directories on that way. For /dls that is every
+//! entry of / but dls; for /mnt/data/x, every entry of / but mnt, of /mnt
+//! but data, of /mnt/data but x. The price: no new entries directly in
+//! those directories (/, /mnt, /mnt/data), which containers rarely want
+//! (/ is usually read-only anyway).
+//!
+//! Rules belong to inodes, not names: the same files mounted a second time
+//! elsewhere (a volume at /dls and again at /scratch) would be writable
+//! through the other mount, so every other mount of the data dir's
+//! filesystem that shows some of its files is carved out too (found in
+//! mountinfo by device and root).
+
+use crate::inputs::mountinfo;
+use crate::inputs::Inputs;
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// The protected paths, the grants and the closed directories for
+/// `data_dir`, or why the file system could not be listed.
+pub type Carve = (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>);
+
+// Paths are handled as bytes of absolute, normalised paths: Path's
+// component-wise comparisons and sorting cost kilobytes of the binary's
+// budget for what a '/' test does here.
+type P = Vec<u8>;
+
+/// `p` is `dir` or lies beneath it.
+fn beneath(p: &[u8], dir: &[u8]) -> bool {
+    p.starts_with(dir) && (p.len() == dir.len() || dir == b"/" || p[dir.len()] == b'/')
+}
+
+/// `p` below `dir`, without the leading '/' ("" for `dir` itself).
+fn below<'a>(p: &'a [u8], dir: &[u8]) -> Option<&'a [u8]> {
+    beneath(p, dir).then(|| {
+        let rest = &p[dir.len()..];
+        rest.strip_prefix(b"/").unwrap_or(rest)
+    })
+}
+
+fn join(dir: &[u8], name: &[u8]) -> P {
+    let mut out = dir.to_vec();
+    if !name.is_empty() {
+        if out.last() != Some(&b'/') {
+            out.push(b'/');
+        }
+        out.extend_from_slice(name);
+    }
+    out
+}
+
+/// The strict ancestors of an absolute path, "/" included.
+fn parents(p: &[u8]) -> Vec<P> {
+    let mut out = Vec::new();
+    let mut cur = p;
+    while let Some(i) = cur.iter().rposition(|b| *b == b'/') {
+        if cur == b"/" {
+            break;
+        }
+        cur = if i == 0 { b"/" } else { &cur[..i] };
+        out.push(cur.to_vec());
+    }
+    out
+}
+
+fn path(p: P) -> PathBuf {
+    PathBuf::from(OsString::from_vec(p))
+}
+
+pub fn read_only(data_dir: &Path, mountinfo: &str, fs: &dyn Inputs) -> Result<Carve, String> {
+    crate::inputs::deadline::doing(format!(
+        "listing the way to the data dir {}",
+        data_dir.display()
+    ));
+    let dir = resolve(data_dir, fs).into_os_string().into_vec();
+    let mut protected = vec![dir.clone()];
+    for alias in aliases(&dir, mountinfo) {
+        if !protected.iter().any(|p| beneath(&alias, p)) {
+            protected.retain(|p| !beneath(p, &alias));
+            protected.push(alias);
+        }
+    }
+    protected.sort();
+    let mut closed: Vec<P> = protected.iter().flat_map(|p| parents(p)).collect();
+    closed.sort();
+    closed.dedup();
+    let mut grants = Vec::new();
+    for parent in &closed {
+        let names = match fs.list_dir(Path::new(std::ffi::OsStr::from_bytes(parent))) {
+            Ok(n) => n,
+            // Not there: nothing in it to grant, and nobody of the
+            // service's can create it (its own parent is closed).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(format!(
+                    "cannot list {}: {e}",
+                    String::from_utf8_lossy(parent)
+                ))
+            }
+        };
+        for name in names {
+            let child = join(parent, name.as_bytes());
+            if !protected.contains(&child) && closed.binary_search(&child).is_err() {
+                grants.push(child);
+            }
+        }
+    }
+    grants.sort();
+    let paths = |v: Vec<P>| v.into_iter().map(path).collect();
+    Ok((paths(protected), paths(grants), paths(closed)))
+}
+
+/// The data dir with symlinks resolved (its parent's, when it is absent),
+/// since Landlock checks the path the kernel resolves.
+fn resolve(dir: &Path, fs: &dyn Inputs) -> PathBuf {
+    if let Ok(c) = fs.canonicalize(dir) {
+        return c;
+    }
+    match (dir.parent(), dir.file_name()) {
+        (Some(parent), Some(name)) => fs
+            .canonicalize(parent)
+            .map_or_else(|_| dir.to_path_buf(), |p| p.join(name)),
+        _ => dir.to_path_buf(),
+    }
+}
+
+/// Other places where files beneath `dir` are mounted: mounts of the same
+/// device whose root lies inside the data dir's part of that filesystem, or
+/// contains it.
+pub fn aliases(dir: &[u8], mountinfo: &str) -> Vec<P> {
+    let mounts: Vec<_> = mountinfo
+        .lines()
+        .filter_map(mountinfo::parse_line)
+        .collect();
+    // The mount the data dir is on: the longest mount point above it, the
+    // latest of equals (it is mounted over the earlier ones).
+    let Some((at, own)) = mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| beneath(dir, m.mount_point.as_bytes()))
+        .max_by_key(|(i, m)| (m.mount_point.len(), *i))
+    else {
+        return vec![];
+    };
+    let Some(rest) = below(dir, own.mount_point.as_bytes()) else {
+        return vec![];
+    };
+    let in_fs = join(own.root.as_bytes(), rest);
+    let mut out = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        if i == at || m.dev != own.dev {
+            continue;
+        }
+        let alias = if let Some(b) = below(&in_fs, m.root.as_bytes()) {
+            join(m.mount_point.as_bytes(), b)
+        } else if beneath(m.root.as_bytes(), &in_fs) {
+            m.mount_point.as_bytes().to_vec()
+        } else {
+            continue;
+        };
+        if !beneath(&alias, dir) {
+            out.push(alias);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inputs::mem::Mem;
+
+    fn paths(v: &[&str]) -> Vec<PathBuf> {
+        v.iter().map(PathBuf::from).collect()
+    }
+
+    fn container() -> Mem {
+        let mut m = Mem::new();
+        for d in [
+            "/app",
+            "/dls",
+            "/etc",
+            "/proc",
+            "/tmp",
+            "/usr",
+            "/mnt",
+            "/mnt/data",
+        ] {
+            m.dir(d, 0, 0, 0o755);
+        }
+        m.dir("/mnt/data/x", 0, 0, 0o755)
+            .dir("/mnt/data/y", 0, 0, 0o755)
+            .dir("/mnt/other", 0, 0, 0o755)
+            .file("/mnt/data/notes", "", 0, 0, 0o644)
+            .link("/lib", "/usr/lib")
+            .link("/data", "/mnt/data/x");
+        m
+    }
+
+    #[test]
+    fn dls_keeps_every_other_entry_of_root_writable() {
+        let (protected, grants, closed) = read_only(Path::new("/dls"), "", &container()).unwrap();
+        assert_eq!(protected, paths(&["/dls"]));
+        assert_eq!(closed, paths(&["/"]));
+        assert_eq!(
+            grants,
+            paths(&["/app", "/data", "/etc", "/lib", "/mnt", "/proc", "/tmp", "/usr"])
+        );
+    }
+
+    #[test]
+    fn a_deep_data_dir_closes_each_directory_on_the_way() {
+        let (protected, grants, closed) =
+            read_only(Path::new("/mnt/data/x"), "", &container()).unwrap();
+        assert_eq!(protected, paths(&["/mnt/data/x"]));
+        assert_eq!(closed, paths(&["/", "/mnt", "/mnt/data"]));
+        assert!(grants.contains(&"/mnt/data/y".into()));
+        assert!(grants.contains(&"/mnt/data/notes".into()));
+        assert!(grants.contains(&"/mnt/other".into()));
+        assert!(grants.contains(&"/app".into()));
+        for never in ["/mnt", "/mnt/data", "/mnt/data/x", "/"] {
+            assert!(
+                !grants.contains(&never.into()),
+                "{never} granted: {grants:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_symlinked_data_dir_is_protected_where_it_resolves() {
+        let (protected, _, closed) = read_only(Path::new("/data"), "", &container()).unwrap();
+        assert_eq!(protected, paths(&["/mnt/data/x"]));
+        assert_eq!(closed, paths(&["/", "/mnt", "/mnt/data"]));
+    }
+
+    #[test]
+    fn an_absent_data_dir_still_closes_its_parent() {
+        let (protected, grants, closed) =
+            read_only(Path::new("/mnt/new/deeper"), "", &container()).unwrap();
+        assert_eq!(protected, paths(&["/mnt/new/deeper"]));
+        assert_eq!(closed, paths(&["/", "/mnt", "/mnt/new"]));
+        assert!(!grants.iter().any(|g| g.starts_with("/mnt/new")));
+    }
+
+    const MOUNTS: &str = "\
+22 1 0:21 / / rw - overlay overlay rw
+25 22 0:50 /visits /dls rw - nfs4 srv:/export rw
+26 22 0:50 /visits/cm1234 /scratch rw - nfs4 srv:/export rw
+27 22 0:50 / /export rw - nfs4 srv:/export rw
+28 22 0:50 /other /unrelated rw - nfs4 srv:/export rw
+29 25 0:50 /visits/cm1 /dls/cm1 rw - nfs4 srv:/export rw
+30 22 8:1 /visits /elsewhere rw - ext4 /dev/sda1 rw
+";
+
+    #[test]
+    fn other_mounts_of_the_same_files_are_protected_too() {
+        let mut a: Vec<PathBuf> = aliases(b"/dls", MOUNTS).into_iter().map(path).collect();
+        a.sort();
+        // The export's root shows /visits at /export/visits; /scratch is a
+        // visit inside the data dir; /unrelated and another device are not
+        // the data; /dls/cm1 is already beneath the data dir.
+        assert_eq!(a, paths(&["/export/visits", "/scratch"]));
+        let mut m = container();
+        m.dir("/export", 0, 0, 0o755)
+            .dir("/export/visits", 0, 0, 0o755)
+            .dir("/export/keep", 0, 0, 0o755)
+            .dir("/scratch", 0, 0, 0o755);
+        let (protected, grants, closed) = read_only(Path::new("/dls"), MOUNTS, &m).unwrap();
+        assert_eq!(protected, paths(&["/dls", "/export/visits", "/scratch"]));
+        assert_eq!(closed, paths(&["/", "/export"]));
+        assert!(grants.contains(&"/export/keep".into()), "{grants:?}");
+        assert!(!grants.contains(&"/scratch".into()));
+    }
+
+    #[test]
+    fn a_data_dir_inside_the_root_filesystem_has_no_alias_in_root_itself() {
+        let m =
+            "22 1 0:21 / / rw - overlay overlay rw\n23 22 0:21 /srv /srv rw - overlay overlay rw\n";
+        assert!(aliases(b"/tmp/d", m).is_empty());
+        assert!(aliases(b"/srv/d", m).is_empty());
+        let bind = "22 1 0:21 / / rw - overlay overlay rw\n23 22 0:21 /tmp/d /mnt/d2 rw - overlay overlay rw\n";
+        assert_eq!(aliases(b"/tmp/d", bind), vec![b"/mnt/d2".to_vec()]);
+    }
+
+    #[test]
+    fn byte_paths_compare_by_components() {
+        assert!(beneath(b"/dls/x", b"/dls") && beneath(b"/dls", b"/dls") && beneath(b"/a", b"/"));
+        assert!(!beneath(b"/dlsx", b"/dls"));
+        assert_eq!(below(b"/dls/x/y", b"/dls"), Some(&b"x/y"[..]));
+        assert_eq!(below(b"/dls", b"/"), Some(&b"dls"[..]));
+        assert_eq!(
+            parents(b"/a/b/c"),
+            vec![b"/a/b".to_vec(), b"/a".to_vec(), b"/".to_vec()]
+        );
+        assert!(parents(b"/").is_empty());
+        assert_eq!(join(b"/", b"x"), b"/x".to_vec());
+        assert_eq!(join(b"/a", b""), b"/a".to_vec());
+    }
+
+    #[test]
+    fn an_unlistable_parent_is_a_reason_not_a_guess() {
+        struct Refuses(Mem);
+        impl Inputs for Refuses {
+            fn config_file(
+                &self,
+                p: &Path,
+                max: u64,
+                what: &str,
+                fix: &str,
+            ) -> crate::error::Result<Option<Vec<u8>>> {
+                self.0.config_file(p, max, what, fix)
+            }
+            fn metadata(&self, p: &Path) -> std::io::Result<crate::inputs::Meta> {
+                self.0.metadata(p)
+            }
+            fn canonicalize(&self, p: &Path) -> std::io::Result<PathBuf> {
+                self.0.canonicalize(p)
+            }
+            fn current_dir(&self) -> std::io::Result<PathBuf> {
+                self.0.current_dir()
+            }
+            fn list_dir(&self, _: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+                Err(std::io::Error::from_raw_os_error(libc::EACCES))
+            }
+        }
+        let e = read_only(Path::new("/dls"), "", &Refuses(container())).unwrap_err();
+        assert!(e.contains("cannot list /"), "{e}");
+    }
+}
