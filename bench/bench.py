@@ -278,6 +278,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
                     help="another smartem-init build, measured beside the shipped one")
+    ap.add_argument("--config", action="append", default=[], metavar="NAME=ARGS",
+                    help="the shipped smartem-init with these options too (e.g. the confinement's)")
     ap.add_argument("--only", default="", help="comma-separated steps (size,startup,memory,latency,reaping)")
     ap.add_argument("--name", default="", help="results go to bench/results/DATE-NAME.*; README untouched")
     args = ap.parse_args()
@@ -286,6 +288,10 @@ def main():
         name, path = v.split("=", 1)
         path = os.path.abspath(path)
         table[name] = (path, [path, "-qq", "--"])
+    for c in args.config:
+        name, opts = c.split("=", 1)
+        init = os.path.abspath(args.init)
+        table[name] = (init, [init, "-qq", *opts.split(), "--"])
     testsvc = os.path.abspath(args.testsvc)
     res = {"date": datetime.date.today().isoformat(), "cpu": cpu_model(), "kernel": platform.release(),
            "params": {"runs": args.runs, "warmup": args.warmup, "rounds": args.rounds, "signals": args.signals, "orphans": args.orphans,

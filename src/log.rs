@@ -92,9 +92,33 @@ macro_rules! info { ($($arg:tt)*) => { $crate::log_at!($crate::log::Level::Info,
 #[macro_export]
 macro_rules! debug { ($($arg:tt)*) => { $crate::log_at!($crate::log::Level::Debug, $($arg)*) }; }
 
+/// Seconds with one decimal ("25.0", "0.3"), rounded to the nearest tenth:
+/// what `{:.1}` of the f64 gave, without linking core's exact float
+/// formatting (kilobytes the 512 KiB budget needed for the confinement).
+pub fn secs(d: std::time::Duration) -> String {
+    let tenths = (d.as_millis() + 50) / 100;
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_read_as_the_float_formatting_did() {
+        use std::time::Duration;
+        for (d, want) in [
+            (Duration::from_secs(25), "25.0"),
+            (Duration::from_secs_f64(0.3), "0.3"),
+            (Duration::from_millis(1960), "2.0"),
+            (Duration::from_millis(100), "0.1"),
+            (Duration::ZERO, "0.0"),
+            (Duration::from_secs(86400), "86400.0"),
+        ] {
+            assert_eq!(secs(d), want, "{d:?}");
+            assert_eq!(format!("{:.1}", d.as_secs_f64()), want, "{d:?}");
+        }
+    }
 
     #[test]
     fn long_lines_keep_head_and_tail() {

@@ -187,7 +187,21 @@ fn confine(plan: &Plan, local: bool) -> Result<()> {
                 .and_then(|s| crate::inputs::procfs::seccomp_of(&s))
         };
         let before = state().map_or(0, |s| s.filters);
-        seccomp::install(&seccomp::program())?;
+        match seccomp::install(&seccomp::program()) {
+            // A kernel (or qemu-user) that shows Seccomp: 0 but cannot
+            // filter: the same shortfall as one without seccomp.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) && !c.required => {
+                warn!("no seccomp filter can be added: prctl(PR_SET_SECCOMP): {e}; starting without it (--require-confinement refuses instead)");
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(fail(
+                    Code::NoPerm,
+                    format!("installing the seccomp filter failed: prctl(PR_SET_SECCOMP): {e}; the service was not started (--seccomp off starts it without)"),
+                ))
+            }
+            Ok(()) => {}
+        }
         if !state().is_some_and(|s| s.mode == 2 && s.filters == before + 1) {
             return Err(fail(
                 Code::NoPerm,
@@ -196,7 +210,7 @@ fn confine(plan: &Plan, local: bool) -> Result<()> {
         }
     }
     info!(
-        "confinement: data dir {}; seccomp: {}",
+        "confinement: {}; seccomp: {}",
         c.data_dir.describe(&plan.data_dir),
         c.syscalls.describe()
     );

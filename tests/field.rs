@@ -741,7 +741,7 @@ fn both_roles_in_docker_from_the_example_image() {
     assert_eq!(code, 143, "{logs}");
     assert!(secs < 5.0, "docker stop took {secs:.2} s: {logs}");
     for confined in [
-        "confinement: data dir read-only to the service (Landlock ABI",
+        "confinement: read-only to the service (Landlock ABI",
         "seccomp: baseline filter added",
     ] {
         assert!(logs.contains(confined), "{confined}: {logs}");
@@ -762,7 +762,7 @@ fn both_roles_in_docker_from_the_example_image() {
     assert_eq!(code, 0, "{logs}");
     assert!(secs < 5.0, "docker stop took {secs:.2} s: {logs}");
     for confined in [
-        "confinement: data dir read-only to the service (Landlock ABI",
+        "confinement: read-only to the service (Landlock ABI",
         "seccomp: baseline filter added",
     ] {
         assert!(logs.contains(confined), "{confined}: {logs}");

@@ -293,6 +293,13 @@ fn plan_rows(r: &mut Report, p: &Plan) {
     for (code, msg) in &p.problems {
         r.verdict(false, &format!("{msg} (exit {} at start)", *code as i32));
     }
+    // What confines the service: the plan's (a Landlock domain shows
+    // nowhere in /proc; the seccomp state of the running service does, below).
+    r.row(
+        "data dir rule",
+        p.confinement.data_dir.describe(&p.data_dir),
+    );
+    r.row("seccomp plan", p.confinement.syscalls.describe());
     if p.problems.is_empty() && p.migration_hint.is_none() {
         r.verdict(
             true,
@@ -341,7 +348,10 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
             );
         }
         r.row("no_new_privs", get("NoNewPrivs"));
-        r.row("seccomp", get("Seccomp"));
+        r.row(
+            "seccomp",
+            format!("{} ({} filter(s))", get("Seccomp"), get("Seccomp_filters")),
+        );
         // The kernel shows another process's securebits nowhere: say so
         // rather than guess.
         r.row(

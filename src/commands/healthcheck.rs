@@ -104,8 +104,8 @@ fn get(host: &str, port: u16, path: &str, timeout: Duration) -> Result<u16, Stri
             Ok(n) => head.extend_from_slice(&buf[..n]),
             Err(e) => {
                 return Err(format!(
-                    "no answer within {:.1}s: {e}",
-                    timeout.as_secs_f64()
+                    "no answer within {}s: {e}",
+                    crate::log::secs(timeout)
                 ))
             }
         }

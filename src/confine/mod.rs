@@ -119,7 +119,7 @@ impl DataDirRule {
         let d = data_dir.display();
         match self {
             DataDirRule::NotApplicable => {
-                "no data dir checked (plain init for a command): nothing to protect".into()
+                "nothing to protect (plain init for a command, no --data-dir)".into()
             }
             DataDirRule::Writable => format!(
                 "{d} writable to the service as its permissions allow (--data-dir-writable)"

@@ -123,9 +123,9 @@ where
 fn stalled_msg(step: &str, timeout: Duration, rec: &Record) -> String {
     let at = read(rec);
     format!(
-        "stalled: {step} did not finish within {:.1}s{}; a stalled NFS or FUSE mount? \
+        "stalled: {step} did not finish within {}s{}; a stalled NFS or FUSE mount? \
          fix the mount, or raise --io-timeout/SMARTEM_IO_TIMEOUT",
-        timeout.as_secs_f64(),
+        crate::log::secs(timeout),
         if at.is_empty() {
             String::new()
         } else {

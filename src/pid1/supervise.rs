@@ -213,8 +213,8 @@ impl Supervisor {
                     "forwarding {shown} to {what} (pid {child}){}",
                     if self.term.is_none() {
                         format!(
-                            "; SIGKILL in {:.1}s if it has not ended",
-                            self.grace.as_secs_f64()
+                            "; SIGKILL in {}s if it has not ended",
+                            crate::log::secs(self.grace)
                         )
                     } else {
                         String::new()
@@ -241,8 +241,8 @@ impl Supervisor {
     /// other process in the namespace; otherwise the child's process group.
     fn kill_all(&self, child: libc::pid_t) {
         info!(
-            "grace period of {:.1}s is over: sending SIGKILL",
-            self.grace.as_secs_f64()
+            "grace period of {}s is over: sending SIGKILL",
+            crate::log::secs(self.grace)
         );
         // SAFETY: kill with plain integers; failures (nothing left) are harmless.
         unsafe {

@@ -51,13 +51,13 @@ impl Plan {
         row(
             "supervision",
             format!(
-                "{}; forward signals, reap zombies; SIGKILL {:.1}s after SIGTERM/SIGINT",
+                "{}; forward signals, reap zombies; SIGKILL {}s after SIGTERM/SIGINT",
                 if self.pid1 {
                     "PID 1"
                 } else {
                     "not PID 1: child subreaper"
                 },
-                self.grace.as_secs_f64()
+                crate::log::secs(self.grace)
             ),
         );
         row("signals", self.signals_line());
@@ -238,16 +238,13 @@ impl Plan {
             SyscallFilter::Off => ("off", json!("--seccomp off")),
             SyscallFilter::Unavailable(why) => ("unavailable", json!(why)),
         };
-        let denied: Vec<&str> = seccomp::DENIED.iter().map(|(n, _)| *n).collect();
-        let flags: Vec<&str> = seccomp::NAMESPACE_FLAGS.iter().map(|(n, _)| *n).collect();
         json!({
             "required": c.required,
             "landlock": {"data_dir": state, "rule": landlock},
             "seccomp": {
                 "filter": mode,
                 "reason": reason,
-                "eperm": denied,
-                "eperm_clone_unshare_flags": flags,
+                "eperm": seccomp::DENIED.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
             },
         })
     }

@@ -45,8 +45,8 @@ impl Verdict {
                  check the parent directories and the mount's squash settings, or image endpoints will fail"
             ),
             Verdict::Stalled(t) => format!(
-                "data dir {p} did not answer within {:.1}s (checked as uid {uid}): stalled NFS mount?",
-                t.as_secs_f64()
+                "data dir {p} did not answer within {}s (checked as uid {uid}): stalled NFS mount?",
+                crate::log::secs(*t)
             ),
             Verdict::Error(e) => format!("data dir {p} cannot be checked as uid {uid}: {e}"),
             Verdict::NotChecked => format!(
