@@ -873,6 +873,17 @@ fn doctor_under_docker_exec_reports_the_running_init_and_service() {
         svc.contains("uid            5000 5000 5000 5000") && svc.contains("bounding       none"),
         "{svc}"
     );
+    // Docker's default profile is the service's one filter (none added),
+    // and the plan's confinement is shown beside it.
+    assert!(svc.contains("seccomp        2 (1 filter(s))"), "{svc}");
+    assert!(
+        out.contains("data dir rule  read-only to the service (Landlock ABI"),
+        "{out}"
+    );
+    assert!(
+        out.contains("seccomp plan   the runtime's filter kept"),
+        "{out}"
+    );
 }
 
 /// `docker run -v` mounts read-write by default, and the image's uid owns
