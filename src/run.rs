@@ -16,36 +16,72 @@ use crate::smartem::datadir;
 pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
     let facts = world::facts()?;
     let local = deadline::all_local();
-    let plan = world::plan(cfg, &facts, local)?;
+    let mut plan = world::plan(cfg, &facts, local)?;
     if cfg.dry_run {
-        let verdict = data_dir_verdict(&plan, local, true)?;
+        let verdict = data_dir_step(&mut plan, &facts.mountinfo, local, true)?;
         return Ok(dry_run(cfg, &plan, verdict));
     }
     if let Some((code, msg)) = plan.problems.first() {
         return Err(fail(*code, msg.clone()));
     }
-    apply(&plan, inherited, &facts, local)
+    apply(&mut plan, inherited, &facts, local)
 }
 
-/// The data-dir verdict, bounded by the deadline: predicted from the mode
-/// bits for the dry run, asked of the kernel after the drop for the real
-/// one. A stall is the verdict either way (fatal only with
-/// --require-data-dir); a plain init for a command checks nothing.
-fn data_dir_verdict(plan: &Plan, local: bool, predict: bool) -> Result<datadir::Verdict> {
+/// The data-dir verdict and the Landlock carve, in one step bounded by the
+/// deadline: predicted from the mode bits for the dry run, asked of the
+/// kernel after the drop for the real one. A stall is the verdict either
+/// way (fatal only with --require-data-dir) and leaves the data dir without
+/// its rule set (a shortfall: a warning, or 77 when confinement is
+/// required, added to the plan's problems); a plain init for a command
+/// checks nothing.
+fn data_dir_step(
+    plan: &mut Plan,
+    mountinfo: &str,
+    local: bool,
+    predict: bool,
+) -> Result<datadir::Verdict> {
+    use crate::confine::{carve_rule, DataDirRule};
     if !plan.check_data_dir {
         return Ok(datadir::Verdict::NotChecked);
     }
-    let (step, p) = if predict {
-        ("predicting the data-dir check", Some(plan.clone()))
+    let step = if predict {
+        "predicting the data-dir check"
     } else {
-        ("the data-dir check", None)
+        "the data-dir check"
     };
-    let dir = plan.data_dir.clone();
-    let verdict = deadline::run_or_stalled(step, plan.data_dir_timeout, local, move || match p {
-        Some(p) => p.predict_data_dir(),
-        None => datadir::check_now(&dir),
+    let (p, mi) = (plan.clone(), mountinfo.to_string());
+    let timeout = plan.data_dir_timeout;
+    let done = deadline::run_or_stalled(step, timeout, local, move || {
+        let verdict = if predict {
+            p.predict_data_dir()
+        } else {
+            datadir::check_now(&p.data_dir)
+        };
+        let rule = carve_rule(
+            &p.confinement.data_dir,
+            &p.data_dir,
+            &mi,
+            &crate::inputs::Fs,
+        );
+        (verdict, rule)
     })?;
-    Ok(verdict.unwrap_or(datadir::Verdict::Stalled(plan.data_dir_timeout)))
+    let (verdict, rule) = done.unwrap_or_else(|_| {
+        let rule = match &plan.confinement.data_dir {
+            DataDirRule::Pending(_) => DataDirRule::Unavailable(format!(
+                "the way to it did not answer within {}s",
+                crate::log::secs(timeout)
+            )),
+            other => other.clone(),
+        };
+        (datadir::Verdict::Stalled(timeout), rule)
+    });
+    plan.confinement.data_dir = rule;
+    for problem in plan.confinement.problems() {
+        if !plan.problems.contains(&problem) {
+            plan.problems.push(problem);
+        }
+    }
+    Ok(verdict)
 }
 
 fn dry_run(cfg: &RunConfig, plan: &Plan, verdict: datadir::Verdict) -> i32 {
@@ -68,7 +104,7 @@ fn dry_run(cfg: &RunConfig, plan: &Plan, verdict: datadir::Verdict) -> i32 {
     0
 }
 
-fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Result<i32> {
+fn apply(plan: &mut Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Result<i32> {
     // Last validation: argv and environment as C strings.
     let pre_start = plan
         .pre_start
@@ -115,10 +151,14 @@ fn apply(plan: &Plan, inherited: &Inherited, facts: &Facts, local: bool) -> Resu
         })??;
     }
 
-    let verdict = data_dir_verdict(plan, local, false)?;
+    let verdict = data_dir_step(plan, &facts.mountinfo, local, false)?;
     if let Some(warning) = plan.data_dir_outcome(&verdict)? {
         warn!("{warning}");
     }
+    if let Some((code, msg)) = plan.problems.first() {
+        return Err(fail(*code, msg.clone()));
+    }
+    let plan = &*plan;
     confine(plan, local)?;
 
     let mut sup = Supervisor::new(plan.pid1, plan.grace, plan.forwarding.clone());

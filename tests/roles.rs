@@ -22,6 +22,10 @@ impl Fake {
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
         let log = dir.path().join("log");
+        // The data dir's parent takes no new entries from the service
+        // (Landlock keeps the data dir read-only): the log exists beforehand.
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
         let script = |name: &str, body: &str| {
             let p = bin.join(name);
             std::fs::write(

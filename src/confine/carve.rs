@@ -78,7 +78,12 @@ pub fn read_only(data_dir: &Path, mountinfo: &str, fs: &dyn Inputs) -> Result<Ca
         "listing the way to the data dir {}",
         data_dir.display()
     ));
-    let dir = resolve(data_dir, fs).into_os_string().into_vec();
+    // Where a mount can stall, the data dir itself (an NFS or FUSE mount
+    // point, typically) is left to the data-dir check, whose stall is a
+    // verdict: only its parent is resolved. A symlinked data dir on such a
+    // system is protected under the name it is given (README).
+    let may_stall = !mountinfo::all_local(mountinfo);
+    let dir = resolve(data_dir, may_stall, fs).into_os_string().into_vec();
     let mut protected = vec![dir.clone()];
     for alias in aliases(&dir, mountinfo) {
         if !protected.iter().any(|p| beneath(&alias, p)) {
@@ -116,11 +121,14 @@ pub fn read_only(data_dir: &Path, mountinfo: &str, fs: &dyn Inputs) -> Result<Ca
     Ok((paths(protected), paths(grants), paths(closed)))
 }
 
-/// The data dir with symlinks resolved (its parent's, when it is absent),
+/// The data dir with symlinks resolved (its parent's, when it is absent or
+/// may stall),
 /// since Landlock checks the path the kernel resolves.
-fn resolve(dir: &Path, fs: &dyn Inputs) -> PathBuf {
-    if let Ok(c) = fs.canonicalize(dir) {
-        return c;
+fn resolve(dir: &Path, may_stall: bool, fs: &dyn Inputs) -> PathBuf {
+    if !may_stall {
+        if let Ok(c) = fs.canonicalize(dir) {
+            return c;
+        }
     }
     match (dir.parent(), dir.file_name()) {
         (Some(parent), Some(name)) => fs
@@ -235,6 +243,41 @@ mod tests {
     #[test]
     fn a_symlinked_data_dir_is_protected_where_it_resolves() {
         let (protected, _, closed) = read_only(Path::new("/data"), "", &container()).unwrap();
+        assert_eq!(protected, paths(&["/mnt/data/x"]));
+        assert_eq!(closed, paths(&["/", "/mnt", "/mnt/data"]));
+    }
+
+    #[test]
+    fn where_a_mount_can_stall_the_data_dir_itself_is_not_touched() {
+        struct NoDataDir(Mem);
+        impl Inputs for NoDataDir {
+            fn config_file(
+                &self,
+                p: &Path,
+                max: u64,
+                what: &str,
+                fix: &str,
+            ) -> crate::error::Result<Option<Vec<u8>>> {
+                self.0.config_file(p, max, what, fix)
+            }
+            fn metadata(&self, p: &Path) -> std::io::Result<crate::inputs::Meta> {
+                self.0.metadata(p)
+            }
+            fn canonicalize(&self, p: &Path) -> std::io::Result<PathBuf> {
+                assert_ne!(p, Path::new("/mnt/data/x"), "the stalled mount was touched");
+                self.0.canonicalize(p)
+            }
+            fn current_dir(&self) -> std::io::Result<PathBuf> {
+                self.0.current_dir()
+            }
+            fn list_dir(&self, p: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+                self.0.list_dir(p)
+            }
+        }
+        let nfs =
+            "22 1 0:21 / / rw - overlay overlay rw\n30 22 0:50 / /mnt/data/x rw - nfs4 srv:/e rw\n";
+        let (protected, _, closed) =
+            read_only(Path::new("/mnt/data/x"), nfs, &NoDataDir(container())).unwrap();
         assert_eq!(protected, paths(&["/mnt/data/x"]));
         assert_eq!(closed, paths(&["/", "/mnt", "/mnt/data"]));
     }

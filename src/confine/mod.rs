@@ -42,6 +42,10 @@ pub enum DataDirRule {
     Writable,
     /// The kernel or runtime cannot give it: why.
     Unavailable(String),
+    /// Landlock is there (this ABI); the rule set is carved in the
+    /// data-dir check's bounded step (`carve_rule`), since the way to the
+    /// data dir may sit on a mount that stalls.
+    Pending(i32),
     ReadOnly(ReadOnly),
 }
 
@@ -125,6 +129,9 @@ impl DataDirRule {
                 "{d} writable to the service as its permissions allow (--data-dir-writable)"
             ),
             DataDirRule::Unavailable(why) => format!("{d} NOT protected: {why}"),
+            DataDirRule::Pending(abi) => format!(
+                "read-only to the service (Landlock ABI {abi}) beneath {d}; the rule set is made with the data-dir check"
+            ),
             DataDirRule::ReadOnly(r) => {
                 let list = |v: &[PathBuf]| {
                     v.iter()
@@ -191,17 +198,10 @@ fn errno_text(errno: i32) -> String {
     )
 }
 
-/// Every decision about confinement. `check_data_dir`: a data dir is
-/// checked in this run (a role, or one configured). `mountinfo`: the text of
-/// /proc/self/mountinfo, to find the other places the data is mounted.
-pub fn plan(
-    cfg: &ConfineConfig,
-    kernel: &KernelFacts,
-    data_dir: &Path,
-    check_data_dir: bool,
-    mountinfo: &str,
-    fs: &dyn Inputs,
-) -> Confinement {
+/// Every decision about confinement but the carve (`carve_rule`).
+/// `check_data_dir`: a data dir is checked in this run (a role, or one
+/// configured).
+pub fn plan(cfg: &ConfineConfig, kernel: &KernelFacts, check_data_dir: bool) -> Confinement {
     let data_dir = if !check_data_dir {
         DataDirRule::NotApplicable
     } else if cfg.data_dir_writable {
@@ -209,16 +209,7 @@ pub fn plan(
     } else {
         match kernel.landlock_abi {
             Err(errno) => DataDirRule::Unavailable(errno_text(errno)),
-            Ok(abi) => match carve::read_only(data_dir, mountinfo, fs) {
-                Ok((protected, grants, closed)) => DataDirRule::ReadOnly(ReadOnly {
-                    abi,
-                    protected,
-                    grants,
-                    closed,
-                    not_enforced: not_enforced(abi),
-                }),
-                Err(why) => DataDirRule::Unavailable(why),
-            },
+            Ok(abi) => DataDirRule::Pending(abi),
         }
     };
     let syscalls = match (cfg.seccomp, kernel.seccomp) {
@@ -240,6 +231,29 @@ pub fn plan(
         data_dir,
         syscalls,
         required: cfg.require,
+    }
+}
+
+/// A pending rule made concrete: the carve for `data_dir` (see `carve`), or
+/// why it cannot be made. Other rules are returned as they are.
+pub fn carve_rule(
+    rule: &DataDirRule,
+    data_dir: &Path,
+    mountinfo: &str,
+    fs: &dyn Inputs,
+) -> DataDirRule {
+    let DataDirRule::Pending(abi) = *rule else {
+        return rule.clone();
+    };
+    match carve::read_only(data_dir, mountinfo, fs) {
+        Ok((protected, grants, closed)) => DataDirRule::ReadOnly(ReadOnly {
+            abi,
+            protected,
+            grants,
+            closed,
+            not_enforced: not_enforced(abi),
+        }),
+        Err(why) => DataDirRule::Unavailable(why),
     }
 }
 
@@ -279,16 +293,11 @@ mod tests {
 
     #[test]
     fn the_defaults_protect_the_data_dir_and_add_the_baseline_where_none_is_set() {
-        let c = plan(
-            &ConfineConfig::default(),
-            &kernel(Ok(7), 0),
-            Path::new("/dls"),
-            true,
-            "",
-            &world(),
-        );
-        let DataDirRule::ReadOnly(r) = &c.data_dir else {
-            panic!("{c:?}")
+        let c = plan(&ConfineConfig::default(), &kernel(Ok(7), 0), true);
+        assert_eq!(c.data_dir, DataDirRule::Pending(7));
+        let rule = carve_rule(&c.data_dir, Path::new("/dls"), "", &world());
+        let DataDirRule::ReadOnly(r) = &rule else {
+            panic!("{rule:?}")
         };
         assert_eq!(r.protected, vec![PathBuf::from("/dls")]);
         assert_eq!(r.grants, vec![PathBuf::from("/app")]);
@@ -299,84 +308,53 @@ mod tests {
 
     #[test]
     fn a_runtime_filter_is_kept_unless_always() {
-        let m = world();
         let mut cfg = ConfineConfig::default();
-        let c = plan(&cfg, &kernel(Ok(7), 2), Path::new("/dls"), true, "", &m);
+        let c = plan(&cfg, &kernel(Ok(7), 2), true);
         assert_eq!(c.syscalls, SyscallFilter::Runtime(1));
         cfg.seccomp = SeccompMode::Always;
-        let c = plan(&cfg, &kernel(Ok(7), 2), Path::new("/dls"), true, "", &m);
+        let c = plan(&cfg, &kernel(Ok(7), 2), true);
         assert!(matches!(c.syscalls, SyscallFilter::Baseline(_)));
         cfg.seccomp = SeccompMode::Off;
-        let c = plan(&cfg, &kernel(Ok(7), 0), Path::new("/dls"), true, "", &m);
+        let c = plan(&cfg, &kernel(Ok(7), 0), true);
         assert_eq!(c.syscalls, SyscallFilter::Off);
     }
 
     #[test]
     fn opt_outs_and_plain_init_leave_the_data_dir_alone() {
-        let m = world();
         let k = kernel(Ok(7), 0);
         let cfg = ConfineConfig {
             data_dir_writable: true,
             ..Default::default()
         };
-        let c = plan(&cfg, &k, Path::new("/dls"), true, "", &m);
+        let c = plan(&cfg, &k, true);
         assert_eq!(c.data_dir, DataDirRule::Writable);
-        let c = plan(
-            &ConfineConfig::default(),
-            &k,
-            Path::new("/dls"),
-            false,
-            "",
-            &m,
-        );
+        let c = plan(&ConfineConfig::default(), &k, false);
         assert_eq!(c.data_dir, DataDirRule::NotApplicable);
     }
 
     #[test]
     fn no_landlock_is_a_warning_or_with_the_requirement_exit_77() {
-        let m = world();
         let mut cfg = ConfineConfig::default();
         for (errno, says) in [
             (libc::ENOSYS, "seccomp profile blocks"),
             (libc::EOPNOTSUPP, "lsm= boot parameter"),
             (libc::EPERM, "refuses its system calls"),
         ] {
-            let c = plan(
-                &cfg,
-                &kernel(Err(errno), 0),
-                Path::new("/dls"),
-                true,
-                "",
-                &m,
-            );
+            let c = plan(&cfg, &kernel(Err(errno), 0), true);
             let s = c.shortfalls();
             assert_eq!(s.len(), 1, "{s:?}");
             assert!(s[0].contains(says), "{s:?}");
             assert!(c.problems().is_empty(), "a warning only");
         }
         cfg.require = true;
-        let c = plan(
-            &cfg,
-            &kernel(Err(libc::ENOSYS), 0),
-            Path::new("/dls"),
-            true,
-            "",
-            &m,
-        );
+        let c = plan(&cfg, &kernel(Err(libc::ENOSYS), 0), true);
         let p = c.problems();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].0, Code::NoPerm);
         assert!(p[0].1.contains("--require-confinement"), "{}", p[0].1);
         // Opted out: nothing is required of Landlock.
         cfg.data_dir_writable = true;
-        let c = plan(
-            &cfg,
-            &kernel(Err(libc::ENOSYS), 0),
-            Path::new("/dls"),
-            true,
-            "",
-            &m,
-        );
+        let c = plan(&cfg, &kernel(Err(libc::ENOSYS), 0), true);
         assert!(c.problems().is_empty());
     }
 
@@ -386,14 +364,7 @@ mod tests {
             landlock_abi: Ok(7),
             seccomp: None,
         };
-        let c = plan(
-            &ConfineConfig::default(),
-            &k,
-            Path::new("/dls"),
-            true,
-            "",
-            &world(),
-        );
+        let c = plan(&ConfineConfig::default(), &k, true);
         assert!(matches!(c.syscalls, SyscallFilter::Unavailable(_)));
         assert_eq!(c.shortfalls().len(), 1);
     }

@@ -262,14 +262,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
         notes.push(hint.clone());
     }
     let check_data_dir = cfg.command.is_empty() || cfg.id.data_dir_given || cfg.require_data_dir;
-    let confinement = crate::confine::plan(
-        &cfg.confine,
-        &facts.kernel,
-        &cfg.id.data_dir,
-        check_data_dir,
-        &facts.mountinfo,
-        fs,
-    );
+    let confinement = crate::confine::plan(&cfg.confine, &facts.kernel, check_data_dir);
     problems.extend(confinement.problems());
 
     Ok(Plan {

@@ -218,6 +218,10 @@ impl Plan {
             DataDirRule::NotApplicable => ("not-applicable", json!({})),
             DataDirRule::Writable => ("writable", json!({})),
             DataDirRule::Unavailable(why) => ("unavailable", json!({ "reason": why })),
+            DataDirRule::Pending(abi) => (
+                "read-only",
+                json!({ "abi": abi, "made_with_the_data_dir_check": true }),
+            ),
             DataDirRule::ReadOnly(r) => (
                 "read-only",
                 json!({
