@@ -211,6 +211,54 @@ mod tests {
         m
     }
 
+    /// The container's files, where listing fails with `list_errno`, and
+    /// resolving `forbidden` fails the test (a stalled mount).
+    struct Strict {
+        mem: Mem,
+        list_errno: Option<i32>,
+        forbidden: Option<&'static str>,
+    }
+
+    fn strict(list_errno: Option<i32>, forbidden: Option<&'static str>) -> Strict {
+        Strict {
+            mem: container(),
+            list_errno,
+            forbidden,
+        }
+    }
+
+    impl Inputs for Strict {
+        fn config_file(
+            &self,
+            p: &Path,
+            max: u64,
+            what: &str,
+            fix: &str,
+        ) -> crate::error::Result<Option<Vec<u8>>> {
+            self.mem.config_file(p, max, what, fix)
+        }
+        fn metadata(&self, p: &Path) -> std::io::Result<crate::inputs::Meta> {
+            self.mem.metadata(p)
+        }
+        fn canonicalize(&self, p: &Path) -> std::io::Result<PathBuf> {
+            assert_ne!(
+                Some(p),
+                self.forbidden.map(Path::new),
+                "the stalled mount was touched"
+            );
+            self.mem.canonicalize(p)
+        }
+        fn current_dir(&self) -> std::io::Result<PathBuf> {
+            self.mem.current_dir()
+        }
+        fn list_dir(&self, p: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+            match self.list_errno {
+                Some(e) => Err(std::io::Error::from_raw_os_error(e)),
+                None => self.mem.list_dir(p),
+            }
+        }
+    }
+
     #[test]
     fn dls_keeps_every_other_entry_of_root_writable() {
         let (protected, grants, closed) = read_only(Path::new("/dls"), "", &container()).unwrap();
@@ -249,35 +297,14 @@ mod tests {
 
     #[test]
     fn where_a_mount_can_stall_the_data_dir_itself_is_not_touched() {
-        struct NoDataDir(Mem);
-        impl Inputs for NoDataDir {
-            fn config_file(
-                &self,
-                p: &Path,
-                max: u64,
-                what: &str,
-                fix: &str,
-            ) -> crate::error::Result<Option<Vec<u8>>> {
-                self.0.config_file(p, max, what, fix)
-            }
-            fn metadata(&self, p: &Path) -> std::io::Result<crate::inputs::Meta> {
-                self.0.metadata(p)
-            }
-            fn canonicalize(&self, p: &Path) -> std::io::Result<PathBuf> {
-                assert_ne!(p, Path::new("/mnt/data/x"), "the stalled mount was touched");
-                self.0.canonicalize(p)
-            }
-            fn current_dir(&self) -> std::io::Result<PathBuf> {
-                self.0.current_dir()
-            }
-            fn list_dir(&self, p: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
-                self.0.list_dir(p)
-            }
-        }
         let nfs =
             "22 1 0:21 / / rw - overlay overlay rw\n30 22 0:50 / /mnt/data/x rw - nfs4 srv:/e rw\n";
-        let (protected, _, closed) =
-            read_only(Path::new("/mnt/data/x"), nfs, &NoDataDir(container())).unwrap();
+        let (protected, _, closed) = read_only(
+            Path::new("/mnt/data/x"),
+            nfs,
+            &strict(None, Some("/mnt/data/x")),
+        )
+        .unwrap();
         assert_eq!(protected, paths(&["/mnt/data/x"]));
         assert_eq!(closed, paths(&["/", "/mnt", "/mnt/data"]));
     }
@@ -348,31 +375,7 @@ mod tests {
 
     #[test]
     fn an_unlistable_parent_is_a_reason_not_a_guess() {
-        struct Refuses(Mem);
-        impl Inputs for Refuses {
-            fn config_file(
-                &self,
-                p: &Path,
-                max: u64,
-                what: &str,
-                fix: &str,
-            ) -> crate::error::Result<Option<Vec<u8>>> {
-                self.0.config_file(p, max, what, fix)
-            }
-            fn metadata(&self, p: &Path) -> std::io::Result<crate::inputs::Meta> {
-                self.0.metadata(p)
-            }
-            fn canonicalize(&self, p: &Path) -> std::io::Result<PathBuf> {
-                self.0.canonicalize(p)
-            }
-            fn current_dir(&self) -> std::io::Result<PathBuf> {
-                self.0.current_dir()
-            }
-            fn list_dir(&self, _: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
-                Err(std::io::Error::from_raw_os_error(libc::EACCES))
-            }
-        }
-        let e = read_only(Path::new("/dls"), "", &Refuses(container())).unwrap_err();
+        let e = read_only(Path::new("/dls"), "", &strict(Some(libc::EACCES), None)).unwrap_err();
         assert!(e.contains("cannot list /"), "{e}");
     }
 }
