@@ -315,6 +315,36 @@ mod tests {
         assert_eq!(code, 0);
     }
 
+    /// getpid through the i386 entry (int 0x80): another table of numbers,
+    /// which a filter for x86_64 numbers must not let through.
+    #[cfg(target_arch = "x86_64")]
+    fn getpid_i386() -> i32 {
+        let mut ret: i32 = 20;
+        // SAFETY: i386 getpid takes no arguments and only sets eax.
+        unsafe { core::arch::asm!("int 0x80", inlateout("eax") ret) };
+        ret
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_call_through_another_architecture_kills_the_process() {
+        // Unfiltered, this kernel answers the i386 call...
+        assert_eq!(in_child(|| i32::from(getpid_i386() <= 0)), 0);
+        // ...filtered, the process dies of SIGSYS before it returns.
+        let prog = program();
+        let code = in_child(|| {
+            // SAFETY: prctl with integers.
+            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0
+                || install(&prog).is_err()
+            {
+                return 10;
+            }
+            getpid_i386();
+            0
+        });
+        assert_eq!(code, 128 + libc::SIGSYS);
+    }
+
     #[test]
     fn every_jump_lands_inside_the_program() {
         let prog = program();
