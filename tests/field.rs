@@ -767,6 +767,63 @@ fn both_roles_in_docker_from_the_example_image() {
     ] {
         assert!(logs.contains(confined), "{confined}: {logs}");
     }
+    // From inside the example image, as the app's uid, which owns every
+    // file, through a read-write volume: the app's own interpreter can read
+    // the microscopy file but change nothing beneath the data dir.
+    let mrc = sb.path("dls/Atlas/Atlas_1.mrc");
+    let before = std::fs::read(&mrc).unwrap();
+    let script = r#"
+import os
+d = "/dls/Atlas"
+f = d + "/Atlas_1.mrc"
+ops = [
+    ("write", lambda: open(f, "r+b").write(b"x")),
+    ("append", lambda: open(f, "ab").write(b"x")),
+    ("truncate", lambda: os.truncate(f, 0)),
+    ("create", lambda: open(d + "/new", "w")),
+    ("unlink", lambda: os.unlink(f)),
+    ("rename", lambda: os.rename(f, d + "/moved.mrc")),
+    ("mkdir", lambda: os.mkdir(d + "/sub")),
+    ("rmdir", lambda: os.rmdir(d)),
+    ("symlink", lambda: os.symlink(f, d + "/s")),
+    ("link", lambda: os.link(f, d + "/h")),
+    ("mkfifo", lambda: os.mkfifo(d + "/p")),
+]
+for name, op in ops:
+    try:
+        op()
+        print(name, "ALLOWED")
+    except PermissionError as e:
+        print(name, "refused", e.errno)
+print("read", len(open(f, "rb").read()))
+"#;
+    let vol = format!("{}:/dls", sb.path("dls").display());
+    let (code, out, err) = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "5000:5000",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--security-opt",
+        "seccomp=unconfined",
+        "-v",
+        &vol,
+        "-e",
+        "SMARTEM_DATA_DIR=/dls",
+        APP_IMG,
+        "python",
+        "-c",
+        script,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches(" refused ").count(), 11, "{out}{err}");
+    assert!(!out.contains("ALLOWED"), "{out}");
+    assert!(out.contains(&format!("read {}", before.len())), "{out}");
+    assert_eq!(std::fs::read(&mrc).unwrap(), before, "the MRC file changed");
 }
 
 /// Names in `text` read through os.getenv("X"), os.environ.get("X") or
