@@ -210,6 +210,13 @@ fn confine(plan: &Plan, local: bool) -> Result<()> {
     for s in c.shortfalls() {
         warn!("{s}; starting without it (--require-confinement refuses instead)");
     }
+    if let DataDirRule::Pending(_) = &c.data_dir {
+        // data_dir_step makes it concrete; never start as if it had.
+        return Err(fail(
+            Code::Software,
+            "the Landlock rule set was planned but never made; the service was not started",
+        ));
+    }
     if let DataDirRule::ReadOnly(r) = &c.data_dir {
         let grants = r.grants.clone();
         let opened = deadline::run(
