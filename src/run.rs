@@ -15,7 +15,7 @@ use crate::smartem::datadir;
 
 pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
     let facts = world::facts()?;
-    let local = deadline::all_local();
+    let local = deadline::all_local(&facts.mountinfo);
     let mut plan = world::plan(cfg, &facts, local)?;
     if cfg.dry_run {
         let verdict = data_dir_step(&mut plan, &facts.mountinfo, local, true)?;
@@ -159,7 +159,7 @@ fn apply(plan: &mut Plan, inherited: &Inherited, facts: &Facts, local: bool) -> 
         return Err(fail(*code, msg.clone()));
     }
     let plan = &*plan;
-    confine(plan, local)?;
+    confine(plan, local, facts.kernel.seccomp.map_or(0, |s| s.filters))?;
 
     let mut sup = Supervisor::new(plan.pid1, plan.grace, plan.forwarding.clone());
     if let (Some(pre), Some(cmd)) = (&pre_start, &plan.pre_start) {
@@ -204,7 +204,8 @@ fn apply(plan: &mut Plan, inherited: &Inherited, facts: &Facts, local: bool) -> 
 /// them runs unconfined even for a moment. The init needs none of what
 /// they refuse: from here on it only waits, forwards signals, reaps and
 /// starts with clone(CLONE_VM|CLONE_VFORK).
-fn confine(plan: &Plan, local: bool) -> Result<()> {
+/// `filters`: how many seccomp filters there were at start.
+fn confine(plan: &Plan, local: bool, filters: u32) -> Result<()> {
     use crate::confine::{landlock, seccomp, DataDirRule, SyscallFilter};
     let c = &plan.confinement;
     for s in c.shortfalls() {
@@ -233,7 +234,7 @@ fn confine(plan: &Plan, local: bool) -> Result<()> {
                 .ok()
                 .and_then(|s| crate::inputs::procfs::seccomp_of(&s))
         };
-        let before = state().map_or(0, |s| s.filters);
+        let before = filters;
         match seccomp::install(&seccomp::program()) {
             // A kernel (or qemu-user) that shows Seccomp: 0 but cannot
             // filter: the same shortfall as one without seccomp.

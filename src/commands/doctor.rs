@@ -126,7 +126,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     // The plan run mode would make here, bounded like a start (doctor is
     // what an operator runs when something is wrong, a stalled mount
     // included): doctor explains it rather than deciding anew.
-    let local = crate::inputs::deadline::all_local();
+    let local = crate::inputs::deadline::all_local(&facts.mountinfo);
     let timeout = cfg.id.io_timeout;
     let plan = cfg
         .run

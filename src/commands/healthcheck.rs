@@ -226,8 +226,12 @@ fn service_running(plan: &crate::plan::Plan, init: Option<i32>) -> Result<String
 /// not hang on a stalled mount either.
 fn plan_for(cfg: &RunConfig) -> Result<crate::plan::Plan, String> {
     let facts = crate::inputs::world::facts().map_err(|e| format!("{e:#}"))?;
-    crate::inputs::world::plan(cfg, &facts, crate::inputs::deadline::all_local())
-        .map_err(|e| format!("{e:#}"))
+    crate::inputs::world::plan(
+        cfg,
+        &facts,
+        crate::inputs::deadline::all_local(&facts.mountinfo),
+    )
+    .map_err(|e| format!("{e:#}"))
 }
 
 /// Exit code: 0 healthy, 1 not (or bad URL: 64).
