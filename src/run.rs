@@ -229,12 +229,6 @@ fn confine(plan: &Plan, local: bool, filters: u32) -> Result<()> {
         landlock::restrict(opened)?;
     }
     if let SyscallFilter::Baseline(_) = &c.syscalls {
-        let state = || {
-            std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| crate::inputs::procfs::seccomp_of(&s))
-        };
-        let before = filters;
         match seccomp::install(&seccomp::program()) {
             // A kernel (or qemu-user) that shows Seccomp: 0 but cannot
             // filter: the same shortfall as one without seccomp.
@@ -250,10 +244,13 @@ fn confine(plan: &Plan, local: bool, filters: u32) -> Result<()> {
             }
             Ok(()) => {}
         }
-        if !state().is_some_and(|s| s.mode == 2 && s.filters == before + 1) {
+        let after = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| crate::inputs::procfs::seccomp_of(&s));
+        if !after.is_some_and(|s| s.mode == 2 && s.filters == filters + 1) {
             return Err(fail(
                 Code::NoPerm,
-                format!("seccomp filter not verified: /proc/self/status does not show one more filter than the {before} there were; the service was not started"),
+                format!("seccomp filter not verified: /proc/self/status does not show one more filter than the {filters} there were; the service was not started"),
             ));
         }
     }

@@ -195,7 +195,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     );
     r.row("securebits", format!("{:#x}", facts.creds.securebits));
 
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mountinfo = facts.mountinfo.clone();
     let mut paths: Vec<PathBuf> = vec![cfg.id.data_dir.clone()];
     paths.extend(cfg.paths.iter().filter(|p| **p != cfg.id.data_dir).cloned());
     for (i, path) in paths.into_iter().enumerate() {

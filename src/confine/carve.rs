@@ -184,6 +184,10 @@ mod tests {
     use super::*;
     use crate::inputs::mem::Mem;
 
+    /// A mount table of local filesystems only: nothing can stall, so the
+    /// data dir itself is resolved.
+    const LOCAL: &str = "22 1 0:21 / / rw - overlay overlay rw\n";
+
     fn paths(v: &[&str]) -> Vec<PathBuf> {
         v.iter().map(PathBuf::from).collect()
     }
@@ -261,7 +265,8 @@ mod tests {
 
     #[test]
     fn dls_keeps_every_other_entry_of_root_writable() {
-        let (protected, grants, closed) = read_only(Path::new("/dls"), "", &container()).unwrap();
+        let (protected, grants, closed) =
+            read_only(Path::new("/dls"), LOCAL, &container()).unwrap();
         assert_eq!(protected, paths(&["/dls"]));
         assert_eq!(closed, paths(&["/"]));
         assert_eq!(
@@ -273,7 +278,7 @@ mod tests {
     #[test]
     fn a_deep_data_dir_closes_each_directory_on_the_way() {
         let (protected, grants, closed) =
-            read_only(Path::new("/mnt/data/x"), "", &container()).unwrap();
+            read_only(Path::new("/mnt/data/x"), LOCAL, &container()).unwrap();
         assert_eq!(protected, paths(&["/mnt/data/x"]));
         assert_eq!(closed, paths(&["/", "/mnt", "/mnt/data"]));
         assert!(grants.contains(&"/mnt/data/y".into()));
@@ -290,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_symlinked_data_dir_is_protected_where_it_resolves() {
-        let (protected, _, closed) = read_only(Path::new("/data"), "", &container()).unwrap();
+        let (protected, _, closed) = read_only(Path::new("/data"), LOCAL, &container()).unwrap();
         assert_eq!(protected, paths(&["/mnt/data/x"]));
         assert_eq!(closed, paths(&["/", "/mnt", "/mnt/data"]));
     }
@@ -312,7 +317,7 @@ mod tests {
     #[test]
     fn an_absent_data_dir_still_closes_its_parent() {
         let (protected, grants, closed) =
-            read_only(Path::new("/mnt/new/deeper"), "", &container()).unwrap();
+            read_only(Path::new("/mnt/new/deeper"), LOCAL, &container()).unwrap();
         assert_eq!(protected, paths(&["/mnt/new/deeper"]));
         assert_eq!(closed, paths(&["/", "/mnt", "/mnt/new"]));
         assert!(!grants.iter().any(|g| g.starts_with("/mnt/new")));
@@ -375,7 +380,7 @@ mod tests {
 
     #[test]
     fn an_unlistable_parent_is_a_reason_not_a_guess() {
-        let e = read_only(Path::new("/dls"), "", &strict(Some(libc::EACCES), None)).unwrap_err();
+        let e = read_only(Path::new("/dls"), LOCAL, &strict(Some(libc::EACCES), None)).unwrap_err();
         assert!(e.contains("cannot list /"), "{e}");
     }
 }

@@ -104,9 +104,11 @@ const LOCAL_FS: &[&str] = &[
 /// another mount, and telling that would mean touching it. A line that
 /// cannot be read counts as not local.
 pub fn all_local(mountinfo: &str) -> bool {
-    mountinfo.lines().filter(|l| !l.is_empty()).all(|line| {
-        crate::inputs::mountinfo::parse_line(line).is_some_and(|e| LOCAL_FS.contains(&e.fstype))
-    })
+    // No line at all: mountinfo could not be read, which counts against.
+    !mountinfo.trim().is_empty()
+        && mountinfo.lines().filter(|l| !l.is_empty()).all(|line| {
+            crate::inputs::mountinfo::parse_line(line).is_some_and(|e| LOCAL_FS.contains(&e.fstype))
+        })
 }
 
 #[cfg(test)]
@@ -158,7 +160,8 @@ mod tests {
             let m = format!("{LOCAL}26 22 0:50 / /x rw - {fstype} src rw\n");
             assert!(!all_local(&m), "{fstype}");
         }
-        // Unreadable lines count against.
+        // Unreadable lines, or none at all, count against.
+        assert!(!all_local(""));
         assert!(!all_local(&format!("{LOCAL}garbage without separator\n")));
     }
 }
