@@ -17,14 +17,23 @@
 //! mountinfo by device and root).
 
 use crate::inputs::mountinfo;
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, Kind};
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// The protected paths, the grants and the closed directories for
 /// `data_dir`, or why the file system could not be listed.
-pub type Carve = (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>);
+pub type Carve = (Vec<PathBuf>, Vec<Grant>, Vec<PathBuf>);
+
+/// An entry beside the way down: the write rights beneath it are granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub path: PathBuf,
+    /// From the listing: a directory gets the directory rights too, and is
+    /// opened as one (so one replaced since is skipped, not misgranted).
+    pub dir: bool,
+}
 
 // Paths are handled as bytes of absolute, normalised paths: Path's
 // component-wise comparisons and sorting cost kilobytes of the binary's
@@ -95,7 +104,7 @@ pub fn read_only(data_dir: &Path, mountinfo: &str, fs: &dyn Inputs) -> Result<Ca
     let mut closed: Vec<P> = protected.iter().flat_map(|p| parents(p)).collect();
     closed.sort();
     closed.dedup();
-    let mut grants = Vec::new();
+    let (mut grants, mut dirs) = (Vec::new(), Vec::new());
     for parent in &closed {
         let names = match fs.list_dir(Path::new(std::ffi::OsStr::from_bytes(parent))) {
             Ok(n) => n,
@@ -109,16 +118,35 @@ pub fn read_only(data_dir: &Path, mountinfo: &str, fs: &dyn Inputs) -> Result<Ca
                 ))
             }
         };
-        for name in names {
+        for (name, kind) in names {
             let child = join(parent, name.as_bytes());
-            if !protected.contains(&child) && closed.binary_search(&child).is_err() {
+            // A symlink is not granted: the kernel checks the path it
+            // resolves to, which has its own rule where it should, so a link
+            // beside the data dir pointing into it grants nothing.
+            if kind != Kind::Link
+                && !protected.contains(&child)
+                && closed.binary_search(&child).is_err()
+            {
+                if kind == Kind::Dir {
+                    dirs.push(child.clone());
+                }
                 grants.push(child);
             }
         }
     }
+    // Two sorts of byte paths, not one of (path, kind) pairs: another
+    // instantiation of the sort costs 4 KB of the binary (measured).
     grants.sort();
+    dirs.sort();
+    let grants = grants
+        .into_iter()
+        .map(|p| Grant {
+            dir: dirs.binary_search(&p).is_ok(),
+            path: path(p),
+        })
+        .collect();
     let paths = |v: Vec<P>| v.into_iter().map(path).collect();
-    Ok((paths(protected), paths(grants), paths(closed)))
+    Ok((paths(protected), grants, paths(closed)))
 }
 
 /// The data dir with symlinks resolved (its parent's, when it is absent or
@@ -255,7 +283,7 @@ mod tests {
         fn current_dir(&self) -> std::io::Result<PathBuf> {
             self.mem.current_dir()
         }
-        fn list_dir(&self, p: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        fn list_dir(&self, p: &Path) -> std::io::Result<Vec<(std::ffi::OsString, Kind)>> {
             match self.list_errno {
                 Some(e) => Err(std::io::Error::from_raw_os_error(e)),
                 None => self.mem.list_dir(p),
@@ -269,10 +297,17 @@ mod tests {
             read_only(Path::new("/dls"), LOCAL, &container()).unwrap();
         assert_eq!(protected, paths(&["/dls"]));
         assert_eq!(closed, paths(&["/"]));
+        // /data and /lib are symlinks: granting them would grant nothing
+        // (the kernel checks where they lead), so they are left out.
         assert_eq!(
-            grants,
-            paths(&["/app", "/data", "/etc", "/lib", "/mnt", "/proc", "/tmp", "/usr"])
+            granted(&grants),
+            paths(&["/app", "/etc", "/mnt", "/proc", "/tmp", "/usr"])
         );
+        assert!(grants.iter().all(|g| g.dir), "{grants:?}");
+    }
+
+    fn granted(grants: &[Grant]) -> Vec<PathBuf> {
+        grants.iter().map(|g| g.path.clone()).collect()
     }
 
     #[test]
@@ -281,10 +316,15 @@ mod tests {
             read_only(Path::new("/mnt/data/x"), LOCAL, &container()).unwrap();
         assert_eq!(protected, paths(&["/mnt/data/x"]));
         assert_eq!(closed, paths(&["/", "/mnt", "/mnt/data"]));
-        assert!(grants.contains(&"/mnt/data/y".into()));
-        assert!(grants.contains(&"/mnt/data/notes".into()));
-        assert!(grants.contains(&"/mnt/other".into()));
-        assert!(grants.contains(&"/app".into()));
+        let file = |p: &str, dir| Grant {
+            path: p.into(),
+            dir,
+        };
+        assert!(grants.contains(&file("/mnt/data/y", true)));
+        assert!(grants.contains(&file("/mnt/data/notes", false)));
+        assert!(grants.contains(&file("/mnt/other", true)));
+        assert!(grants.contains(&file("/app", true)));
+        let grants = granted(&grants);
         for never in ["/mnt", "/mnt/data", "/mnt/data/x", "/"] {
             assert!(
                 !grants.contains(&never.into()),
@@ -320,7 +360,7 @@ mod tests {
             read_only(Path::new("/mnt/new/deeper"), LOCAL, &container()).unwrap();
         assert_eq!(protected, paths(&["/mnt/new/deeper"]));
         assert_eq!(closed, paths(&["/", "/mnt", "/mnt/new"]));
-        assert!(!grants.iter().any(|g| g.starts_with("/mnt/new")));
+        assert!(!grants.iter().any(|g| g.path.starts_with("/mnt/new")));
     }
 
     const MOUNTS: &str = "\
@@ -349,6 +389,7 @@ mod tests {
         let (protected, grants, closed) = read_only(Path::new("/dls"), MOUNTS, &m).unwrap();
         assert_eq!(protected, paths(&["/dls", "/export/visits", "/scratch"]));
         assert_eq!(closed, paths(&["/", "/export"]));
+        let grants = granted(&grants);
         assert!(grants.contains(&"/export/keep".into()), "{grants:?}");
         assert!(!grants.contains(&"/scratch".into()));
     }

@@ -4,13 +4,13 @@
 //! step, the service and all they start inherit it (a Landlock domain
 //! passes across fork and exec, and can only be narrowed).
 
+use super::Grant;
 use crate::error::{fail, os_fail, Code, Result};
 use landlock::{
     AccessFs, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr,
     RulesetCreatedAttr, RulesetStatus, ABI,
 };
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 
 /// The ABI the handled rights are written for: every write right up to
 /// truncate (ABI 3, Linux 6.2). Older kernels enforce what they know
@@ -48,31 +48,33 @@ pub fn probe() -> std::result::Result<i32, i32> {
 /// A grant, opened: the descriptor and whether it is a directory.
 pub type Opened = Vec<(OwnedFd, bool)>;
 
-/// Opens every grant with O_PATH|O_NOFOLLOW. A symlink is not granted (the
-/// kernel checks the path it resolves to, which has its own rule where it
-/// should), so a link beside the data dir pointing into it or above it
-/// grants nothing. An entry gone since the plan, or one the service's user
-/// cannot reach, needs no rule. Callers bound this (a grant may be a
-/// stalled network mount).
-pub fn open_grants(grants: &[PathBuf]) -> Result<Opened> {
-    use nix::fcntl::{open, OFlag};
-    use nix::sys::stat::{fstat, Mode, SFlag};
+/// Opens every grant with O_PATH|O_NOFOLLOW, a directory with O_DIRECTORY
+/// too: the type comes from the listing, so no stat per grant. A directory
+/// replaced since by anything else fails to open and is skipped; a file
+/// replaced by a symlink gets the file rights on the link itself, which no
+/// write goes through (the kernel checks the path a link resolves to, and
+/// a rule applies beneath its inode only). An entry gone since the plan, or one the
+/// service's user cannot reach, needs no rule. openat, not open: musl's
+/// open adds an fcntl(FD_CLOEXEC) per call for kernels older than 2.6.23.
+/// Callers bound this (a grant may be a stalled network mount).
+pub fn open_grants(grants: &[Grant]) -> Result<Opened> {
+    use nix::errno::Errno;
+    use nix::fcntl::{openat, OFlag, AT_FDCWD};
+    use nix::sys::stat::Mode;
     let mut out = Vec::with_capacity(grants.len());
     for g in grants {
-        crate::inputs::deadline::doing(format!("opening {} for the Landlock rules", g.display()));
-        let fd = match open(
-            g.as_path(),
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EACCES) => continue,
-            Err(e) => return Err(os_fail(format!("open({}, O_PATH)", g.display()), e)),
-        };
-        let st = fstat(&fd).map_err(|e| os_fail(format!("fstat({})", g.display()), e))?;
-        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-        if kind != SFlag::S_IFLNK {
-            out.push((fd, kind == SFlag::S_IFDIR));
+        crate::inputs::deadline::doing(format!(
+            "opening {} for the Landlock rules",
+            g.path.display()
+        ));
+        let mut flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        if g.dir {
+            flags |= OFlag::O_DIRECTORY;
+        }
+        match openat(AT_FDCWD, g.path.as_path(), flags, Mode::empty()) {
+            Ok(fd) => out.push((fd, g.dir)),
+            Err(Errno::ENOENT | Errno::EACCES | Errno::ENOTDIR | Errno::ELOOP) => {}
+            Err(e) => return Err(os_fail(format!("open({}, O_PATH)", g.path.display()), e)),
         }
     }
     Ok(out)

@@ -12,6 +12,7 @@ pub mod seccomp;
 use crate::config::{ConfineConfig, SeccompMode};
 use crate::error::Code;
 use crate::inputs::Inputs;
+pub use carve::Grant;
 use std::path::{Path, PathBuf};
 
 /// What the kernel said about confinement when smartem-init started.
@@ -57,7 +58,7 @@ pub struct ReadOnly {
     pub protected: Vec<PathBuf>,
     /// Where writes stay as the permissions allow: every entry beside the
     /// way down to a protected path.
-    pub grants: Vec<PathBuf>,
+    pub grants: Vec<Grant>,
     /// The directories on that way: no new entries directly in them.
     pub closed: Vec<PathBuf>,
     /// Rights this kernel's ABI cannot refuse (truncate before ABI 3).
@@ -300,7 +301,13 @@ mod tests {
             panic!("{rule:?}")
         };
         assert_eq!(r.protected, vec![PathBuf::from("/dls")]);
-        assert_eq!(r.grants, vec![PathBuf::from("/app")]);
+        assert_eq!(
+            r.grants,
+            vec![Grant {
+                path: "/app".into(),
+                dir: true
+            }]
+        );
         assert!(r.not_enforced.is_empty());
         assert!(matches!(c.syscalls, SyscallFilter::Baseline(_)));
         assert!(c.shortfalls().is_empty());

@@ -21,6 +21,8 @@ pub enum Kind {
     File,
     Dir,
     Other,
+    /// Only from `list_dir`: `metadata` follows symlinks.
+    Link,
 }
 
 /// The part of stat(2) the decisions use (symlinks followed).
@@ -56,8 +58,9 @@ pub trait Inputs {
     fn metadata(&self, path: &Path) -> std::io::Result<Meta>;
     fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf>;
     fn current_dir(&self) -> std::io::Result<PathBuf>;
-    /// The names in a directory (no `.` or `..`), symlinks not followed.
-    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<std::ffi::OsString>>;
+    /// The names in a directory (no `.` or `..`) and what each is,
+    /// symlinks not followed (the type comes with the listing: no stat).
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<(std::ffi::OsString, Kind)>>;
 }
 
 /// The real file system.
@@ -76,9 +79,22 @@ impl Inputs for Fs {
     fn current_dir(&self) -> std::io::Result<PathBuf> {
         std::env::current_dir()
     }
-    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<(std::ffi::OsString, Kind)>> {
         std::fs::read_dir(path)?
-            .map(|e| e.map(|e| e.file_name()))
+            .map(|e| {
+                let e = e?;
+                let t = e.file_type()?;
+                let kind = if t.is_symlink() {
+                    Kind::Link
+                } else if t.is_dir() {
+                    Kind::Dir
+                } else if t.is_file() {
+                    Kind::File
+                } else {
+                    Kind::Other
+                };
+                Ok((e.file_name(), kind))
+            })
             .collect()
     }
 }
@@ -204,7 +220,7 @@ pub mod mem {
         fn current_dir(&self) -> std::io::Result<PathBuf> {
             Ok(self.cwd.clone())
         }
-        fn list_dir(&self, path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        fn list_dir(&self, path: &Path) -> std::io::Result<Vec<(std::ffi::OsString, Kind)>> {
             let dir = self.resolve(path);
             match self.nodes.get(&dir) {
                 Some((m, _)) if m.kind == Kind::Dir => {}
@@ -213,12 +229,13 @@ pub mod mem {
             }
             let mut names: Vec<_> = self
                 .nodes
-                .keys()
-                .chain(self.links.keys())
-                .filter(|p| p.parent() == Some(dir.as_path()))
-                .filter_map(|p| p.file_name().map(|n| n.to_os_string()))
+                .iter()
+                .map(|(p, (m, _))| (p, m.kind))
+                .chain(self.links.keys().map(|p| (p, Kind::Link)))
+                .filter(|(p, _)| p.parent() == Some(dir.as_path()))
+                .filter_map(|(p, k)| p.file_name().map(|n| (n.to_os_string(), k)))
                 .collect();
-            names.sort();
+            names.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(names)
         }
     }

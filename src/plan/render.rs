@@ -209,11 +209,9 @@ impl Plan {
         use crate::confine::{seccomp, DataDirRule, SyscallFilter};
         use serde_json::json;
         let c = &self.confinement;
-        let paths = |v: &[std::path::PathBuf]| {
-            v.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-        };
+        fn paths<'a>(v: impl IntoIterator<Item = &'a std::path::PathBuf>) -> Vec<String> {
+            v.into_iter().map(|p| p.display().to_string()).collect()
+        }
         let (state, landlock) = match &c.data_dir {
             DataDirRule::NotApplicable => ("not-applicable", json!({})),
             DataDirRule::Writable => ("writable", json!({})),
@@ -227,7 +225,7 @@ impl Plan {
                 json!({
                     "abi": r.abi,
                     "protected": paths(&r.protected),
-                    "writable_beneath": paths(&r.grants),
+                    "writable_beneath": paths(r.grants.iter().map(|g| &g.path)),
                     "no_new_entries_in": paths(&r.closed),
                     "not_enforced": r.not_enforced,
                 }),
