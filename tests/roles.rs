@@ -97,6 +97,25 @@ fn http_api_port_sets_the_port_and_is_validated() {
 }
 
 #[test]
+fn a_bad_http_api_port_is_refused_with_an_api_command_given_too() {
+    // healthcheck probes HTTP_API_PORT whatever runs the api: a service
+    // started beside a bad value would be unhealthy forever.
+    let f = Fake::new();
+    let (code, _, err) = run_cmd(
+        f.cmd()
+            .env("SMARTEM_API_CMD", "uvicorn other:app")
+            .env("HTTP_API_PORT", "junk"),
+    );
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("HTTP_API_PORT=\"junk\""), "{err}");
+    assert_eq!(f.log(), "", "nothing ran, not even the migration");
+    // The worker has no HTTP port: the same value does not stop it.
+    let f = Fake::new();
+    let (code, _, err) = run_cmd(f.cmd().env("ROLE", "worker").env("HTTP_API_PORT", "junk"));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
 fn a_failed_migration_ends_with_its_code_and_no_api() {
     let f = Fake::new();
     let (code, _, err) = run_cmd(f.cmd().env("MIGRATE_EXIT", "3"));

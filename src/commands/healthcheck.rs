@@ -263,13 +263,12 @@ pub fn run(cfg: &HealthConfig) -> i32 {
     }
     let url = match &cfg.url {
         Some(u) => u.clone(),
-        None => match plan.http_api_port() {
-            Ok(port) => format!("http://127.0.0.1:{port}/health"),
-            Err(e) => {
-                crate::error!("healthcheck: {e:#}");
-                return 1;
-            }
-        },
+        // The api role's plan always has its port (checked when planned).
+        None => format!(
+            "http://127.0.0.1:{}/health",
+            plan.http_api_port
+                .unwrap_or(crate::smartem::roles::DEFAULT_PORT)
+        ),
     };
     let (host, port, path) = match parse_url(&url) {
         Ok(p) => p,

@@ -74,6 +74,9 @@ pub struct Plan {
     pub who: Who,
     pub drop: DropPlan,
     pub role: Option<String>,
+    /// The api role's port (HTTP_API_PORT after .env), checked once here:
+    /// the service's `--port` and what `healthcheck` probes.
+    pub http_api_port: Option<u16>,
     pub pre_start: Option<Cmd>,
     pub service: Cmd,
     pub workdir: Option<PathBuf>,
@@ -203,7 +206,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     }
 
     // What to run.
-    let (role, pre_start_argv, service_argv) = if cfg.command.is_empty() {
+    let (role, http_api_port, pre_start_argv, service_argv) = if cfg.command.is_empty() {
         // The one place ROLE is read: --role, else the environment after
         // .env (the real environment wins there, as for every variable).
         let role_value = if cfg.role.is_empty() {
@@ -223,9 +226,14 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
             grace: cfg.grace_period,
         })?;
         let os = |v: Vec<String>| v.into_iter().map(OsString::from).collect::<Vec<_>>();
-        (Some(cmds.role), cmds.pre_start.map(os), os(cmds.service))
+        (
+            Some(cmds.role),
+            cmds.http_api_port,
+            cmds.pre_start.map(os),
+            os(cmds.service),
+        )
     } else {
-        (None, None, cfg.command.clone())
+        (None, None, None, cfg.command.clone())
     };
     let cwd = match &workdir {
         Some(w) => w.clone(),
@@ -272,6 +280,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
         who,
         drop,
         role,
+        http_api_port,
         pre_start,
         service,
         workdir,
@@ -542,16 +551,6 @@ impl Plan {
         } else {
             Ok(Some(msg))
         }
-    }
-
-    /// The port the api role's service listens on (HTTP_API_PORT after
-    /// .env): what `healthcheck` probes.
-    pub fn http_api_port(&self) -> Result<u16> {
-        roles::parse_port(
-            env_get(&self.env, "HTTP_API_PORT")
-                .map(|p| p.to_string_lossy())
-                .as_deref(),
-        )
     }
 
     /// The data-dir verdict predicted without becoming the service's user.

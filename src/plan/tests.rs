@@ -372,7 +372,7 @@ fn dotenv_adds_what_the_environment_lacks_and_counts_for_role_and_port() {
     );
     assert_eq!(env_of(&p, "SECRET"), Some("s"));
     assert!(argv(&p.service).contains("--port 9100"));
-    assert_eq!(p.http_api_port().unwrap(), 9100);
+    assert_eq!(p.http_api_port, Some(9100));
     assert!(
         p.env_added
             .iter()

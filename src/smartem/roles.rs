@@ -44,6 +44,9 @@ pub struct RoleCommands {
     /// Runs to completion before the service; must exit 0.
     pub pre_start: Option<Vec<String>>,
     pub service: Vec<String>,
+    /// The api's port (HTTP_API_PORT), checked whatever command runs it:
+    /// `healthcheck` probes it, so a bad value is refused at start.
+    pub http_api_port: Option<u16>,
 }
 
 /// Normalises ROLE: empty means api, anything else must be a known role.
@@ -107,10 +110,11 @@ fn migration(input: &RoleInput) -> Result<Vec<String>> {
 pub fn commands(input: &RoleInput) -> Result<RoleCommands> {
     let role = parse_role(&input.role)?;
     let out = if role == "api" {
+        let http_api_port = parse_port(input.http_api_port.as_deref())?;
         let service = match &input.api_cmd {
             Some(cmd) => split_command(cmd, "SMARTEM_API_CMD/--api-cmd")?,
             None => {
-                let port = parse_port(input.http_api_port.as_deref())?.to_string();
+                let port = http_api_port.to_string();
                 let timeout = graceful_timeout(input.grace).to_string();
                 words(&[
                     "uvicorn",
@@ -133,12 +137,14 @@ pub fn commands(input: &RoleInput) -> Result<RoleCommands> {
             role,
             pre_start,
             service,
+            http_api_port: Some(http_api_port),
         }
     } else if role == "migrate" {
         RoleCommands {
             role,
             pre_start: None,
             service: migration(input)?,
+            http_api_port: None,
         }
     } else {
         let service = match &input.worker_cmd {
@@ -149,6 +155,7 @@ pub fn commands(input: &RoleInput) -> Result<RoleCommands> {
             role,
             pre_start: None,
             service,
+            http_api_port: None,
         }
     };
     Ok(out)
@@ -229,6 +236,26 @@ mod tests {
             assert_eq!(exit_code(&err), 64, "{bad}");
             assert!(format!("{err}").contains("HTTP_API_PORT"));
         }
+    }
+
+    #[test]
+    fn the_port_is_checked_with_an_api_command_given_too() {
+        // healthcheck probes the port whatever runs the api: a bad value
+        // must not start a container that is unhealthy forever.
+        let mut i = input("api");
+        i.api_cmd = Some("gunicorn app:app".into());
+        i.http_api_port = Some("junk".into());
+        assert_eq!(exit_code(&commands(&i).unwrap_err()), 64);
+        i.http_api_port = Some("9002".into());
+        let c = commands(&i).unwrap();
+        assert_eq!(
+            (c.service[0].as_str(), c.http_api_port),
+            ("gunicorn", Some(9002))
+        );
+        // The worker has no HTTP port: its value is not the worker's concern.
+        let mut w = input("worker");
+        w.http_api_port = Some("junk".into());
+        assert_eq!(commands(&w).unwrap().http_api_port, None);
     }
 
     #[test]
