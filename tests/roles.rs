@@ -366,6 +366,17 @@ fn doctor_healthy_and_unhealthy_with_advice() {
     let (code, out, err) = doctor(&[("SMARTEM_USER", "nobody")], &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("healthy: no problem found"), "{out}");
+    // Run as root in a plain shell: the caller's capabilities and
+    // no_new_privs 0 are shown as what they are, never counted.
+    assert!(
+        out.contains("no_new_privs   0 (smartem-init sets it") && !out.contains("PROBLEM"),
+        "{out}"
+    );
+    let (code, out, err) = doctor(&[], &[]);
+    assert_eq!(
+        code, 0,
+        "keeping root's identity, capabilities dropped: {out}{err}"
+    );
     for row in [
         "identity",
         "running as",

@@ -6,6 +6,7 @@ use crate::config::DoctorConfig;
 use crate::error::Result;
 use crate::identity::access::{can_list_and_enter, Who};
 use crate::identity::creds::names;
+use crate::identity::privileges::DropPlan;
 use crate::identity::Action;
 use crate::inputs::{mountinfo, procfs};
 use crate::plan::{fmt_ids, Plan};
@@ -359,19 +360,58 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
             "not visible in /proc for another process (the plan: see --dry-run)",
         );
         if let Some(p) = plan {
-            let uid = get("Uid");
-            let want = format!("{0} {0} {0} {0}", p.who.uid);
-            let nnp = get("NoNewPrivs") == "1";
-            let ok = uid == want && nnp;
-            r.verdict(
-                ok,
-                &if ok {
-                    format!("runs as planned: uid {} everywhere, no_new_privs set", p.who.uid)
-                } else {
-                    format!("differs from the plan (uid {} with no_new_privs): restarted since the settings changed?", p.who.uid)
-                },
-            );
+            match against_plan(&st, p.who.uid, &p.drop) {
+                Ok(()) => r.verdict(
+                    true,
+                    &format!(
+                        "runs as planned: uid {} everywhere, no_new_privs set, no capability beyond the kept",
+                        p.who.uid
+                    ),
+                ),
+                Err(what) => r.verdict(
+                    false,
+                    &format!("differs from the plan: {what}; restarted since the settings changed?"),
+                ),
+            }
         }
+    }
+}
+
+/// Whether a running process (its /proc status) holds what the plan gives
+/// the service: the uid in all four places, no_new_privs, and no
+/// capability beyond the kept ones (the bounding set too where the plan
+/// clears it). Only these count against the container in doctor: the
+/// caller's own privileges (doctor run as root beside the service, or in
+/// a plain shell) describe the caller and are shown, never counted.
+fn against_plan(status: &str, uid: u32, drop: &DropPlan) -> std::result::Result<(), String> {
+    let get = |k: &str| procfs::status_field(status, k).unwrap_or_default();
+    let mut wrong = Vec::new();
+    if get("Uid") != format!("{0} {0} {0} {0}", uid) {
+        wrong.push(format!("uid {} (planned {uid})", get("Uid")));
+    }
+    if get("NoNewPrivs") != "1" {
+        wrong.push("no_new_privs not set".to_string());
+    }
+    let kept = drop.keep.iter().fold(0u64, |m, c| m | c.bitmask());
+    let mut sets = vec![
+        ("CapEff", "effective"),
+        ("CapPrm", "permitted"),
+        ("CapInh", "inheritable"),
+        ("CapAmb", "ambient"),
+    ];
+    if drop.clear_bounding {
+        sets.push(("CapBnd", "bounding"));
+    }
+    for (key, name) in sets {
+        let held = u64::from_str_radix(&get(key), 16).unwrap_or(u64::MAX);
+        if held & !kept != 0 {
+            wrong.push(format!("{name} holds {}", names(held & !kept)));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join(", "))
     }
 }
 
@@ -453,6 +493,61 @@ mod tests {
     const MOUNTINFO: &str = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
         40 22 0:50 / /dls ro,nosuid - nfs4 server:/export ro,vers=4.2\n\
         41 22 0:51 / /dls/sub\\040dir rw - tmpfs tmpfs rw\n";
+
+    fn status(uid: u32, nnp: u8, eff: &str, bnd: &str) -> String {
+        format!(
+            "Name:\tpython\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nCapInh:\t0000000000000000\n\
+             CapPrm:\t{eff}\nCapEff:\t{eff}\nCapBnd:\t{bnd}\nCapAmb:\t0000000000000000\n\
+             NoNewPrivs:\t{nnp}\n"
+        )
+    }
+
+    fn dropped(keep: Vec<caps::Capability>) -> DropPlan {
+        DropPlan {
+            switch_to: None,
+            keep,
+            clear_bounding: true,
+            lock_securebits: false,
+            supported: Vec::new(),
+            skip_setgroups: false,
+            in_userns: false,
+        }
+    }
+
+    #[test]
+    fn the_running_service_is_held_to_the_plan_and_only_it() {
+        let none = "0000000000000000";
+        let all = "000001ffffffffff";
+        assert_eq!(
+            against_plan(&status(5000, 1, none, none), 5000, &dropped(vec![])),
+            Ok(())
+        );
+        // A kept capability is the plan's, in every set but bounding too.
+        let bind = format!("{:016x}", caps::Capability::CAP_NET_BIND_SERVICE.bitmask());
+        let keep = dropped(vec![caps::Capability::CAP_NET_BIND_SERVICE]);
+        assert_eq!(
+            against_plan(&status(5000, 1, &bind, &bind), 5000, &keep),
+            Ok(())
+        );
+        // What doctor's caller has (root, every capability, no_new_privs 0)
+        // is wrong for the service, and each difference is named.
+        let err = against_plan(&status(0, 0, all, all), 5000, &dropped(vec![])).unwrap_err();
+        for part in [
+            "uid 0 0 0 0 (planned 5000)",
+            "no_new_privs not set",
+            "effective holds CAP_CHOWN",
+            "bounding holds",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        // Where the plan leaves the bounding set (no CAP_SETPCAP), it is not held against it.
+        let mut kept_bounding = dropped(vec![]);
+        kept_bounding.clear_bounding = false;
+        assert_eq!(
+            against_plan(&status(5000, 1, none, all), 5000, &kept_bounding),
+            Ok(())
+        );
+    }
 
     #[test]
     fn finds_the_longest_mount() {
