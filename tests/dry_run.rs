@@ -27,7 +27,6 @@ fn dry_run_executes_nothing_and_its_json_holds_every_decision() {
         "supervision",
         "identity",
         "capabilities",
-        "no_new_privs",
         "role",
         "pre_start",
         "service",
@@ -43,7 +42,6 @@ fn dry_run_executes_nothing_and_its_json_holds_every_decision() {
     }
     assert_eq!(plan["supervision"], "subreaper");
     assert_eq!(plan["grace_period_secs"], 7.0);
-    assert_eq!(plan["no_new_privs"], true);
     assert_eq!(plan["service"]["argv"][0], "touch");
     assert!(plan["service"]["program"]
         .as_str()
@@ -69,7 +67,6 @@ fn dry_run_as_pid_1_says_so_and_text_is_readable() {
         "supervision    PID 1",
         "role           worker",
         "service        ",
-        "no_new_privs   set",
         "data dir",
     ] {
         assert!(out.contains(row), "missing {row:?} in\n{out}");

@@ -61,8 +61,16 @@ fn an_idle_init_never_wakes_up() {
         ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
             .map(|k| status_field(init.pid, k).expect("init's status"))
     };
-    // Let start-up settle (the service's exec, the first reaping pass).
-    std::thread::sleep(Duration::from_millis(200));
+    // Settled: the service has exec'd sleep and the init waits for signals
+    // (its wchan, the kernel function it sleeps in); the window below is
+    // the measurement, not a wait.
+    wait_until(T, "the init to wait for signals", || {
+        let svc = children(init.pid).first().map(|c| c.0);
+        svc.is_some_and(|s| {
+            std::fs::read_to_string(format!("/proc/{s}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        }) && std::fs::read_to_string(format!("/proc/{}/wchan", init.pid))
+            .is_ok_and(|w| w.contains("sigtimedwait"))
+    });
     let before = switches();
     std::thread::sleep(Duration::from_millis(2500));
     // A periodic timer (tini wakes every second) would show here.
@@ -88,17 +96,12 @@ fn a_hundred_orphans_are_all_reaped() {
     // All 100 sleeps were re-parented to smartem-init (plus the service).
     let adopted = children(init.pid).len();
     assert!(adopted >= 100, "only {adopted} children under PID 1");
-    std::thread::sleep(Duration::from_millis(2500));
-    let left: Vec<_> = children(init.pid)
-        .into_iter()
-        .filter(|(_, s)| *s == 'Z')
-        .collect();
-    assert!(left.is_empty(), "zombies left: {left:?}");
-    assert_eq!(
-        children(init.pid).len(),
-        1,
-        "only the service should be left"
-    );
+    // The orphans end after a second; reaped, they leave no entry at all (a
+    // zombie is still a child). The service sleeps 3 s longer than they do.
+    wait_until(T, "every orphan reaped, only the service left", || {
+        children(init.pid).len() == 1
+    });
+    assert_ne!(children(init.pid)[0].1, 'Z', "the service is alive");
     let (code, _, err) = init.wait(T);
     assert_eq!(code, 0, "{err}");
 }
@@ -110,8 +113,15 @@ fn a_service_that_ignores_sigterm_is_killed_after_the_grace_period() {
     }
     let svc = testsvc();
     let init = Pid1::start(&["--grace-period", "1", "--", &svc, "ignore-term"]);
-    wait_until(T, "the service to start", || !children(init.pid).is_empty());
-    std::thread::sleep(Duration::from_millis(100));
+    // Ready when the kernel shows SIGTERM ignored in the service's SigIgn.
+    let term = 1u64 << (libc::SIGTERM - 1);
+    wait_until(T, "the service to ignore SIGTERM", || {
+        children(init.pid).first().is_some_and(|&(svc, _)| {
+            status_field(svc, "SigIgn")
+                .and_then(|m| u64::from_str_radix(&m, 16).ok())
+                .is_some_and(|m| m & term != 0)
+        })
+    });
     init.signal(libc::SIGTERM);
     let (code, _, err) = init.wait(T);
     assert_eq!(code, 137, "{err}");

@@ -19,7 +19,8 @@ const ARCHES: [(&str, &str); 2] = [("amd64", "x86-64"), ("arm64", "ARM aarch64")
 struct Release {
     _tmp: tempfile::TempDir,
     dist: PathBuf,
-    /// A second run of the same commit, into another directory.
+    /// A second run of the same commit, into another directory, built again
+    /// from nothing in another target directory.
     again: PathBuf,
 }
 
@@ -59,7 +60,9 @@ fn have(tool: &str) -> bool {
 }
 
 /// Made once per test binary: one release into a fresh target directory
-/// (so both binaries are built from nothing), then a second run.
+/// (so both binaries are built from nothing), then a second run into
+/// another fresh one: reproducible bytes from a rebuild, not from cargo's
+/// cache of the first.
 fn release() -> Option<&'static Release> {
     static MADE: OnceLock<Option<Release>> = OnceLock::new();
     MADE.get_or_init(|| {
@@ -76,7 +79,7 @@ fn release() -> Option<&'static Release> {
         let (code, out, err) = run_release(&dist, &target);
         assert_eq!(code, 0, "scripts/release: {out}{err}");
         let again = tmp.path().join("again");
-        let (code, out, err) = run_release(&again, &target);
+        let (code, out, err) = run_release(&again, &tmp.path().join("target-again"));
         assert_eq!(code, 0, "scripts/release, second run: {out}{err}");
         Some(Release {
             _tmp: tmp,

@@ -18,6 +18,18 @@ struct Stall {
     dir: tempfile::TempDir,
 }
 
+/// Some thread of `pid` sleeps inside the FUSE filesystem (its wchan, the
+/// kernel function it waits in, names fuse): it is stuck on the stalled
+/// mount, not still starting up.
+fn stuck_in_fuse(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+        tasks.flatten().any(|t| {
+            std::fs::read_to_string(t.path().join("wchan"))
+                .is_ok_and(|w| w.contains("fuse") || w.contains("request_wait_answer"))
+        })
+    })
+}
+
 impl Stall {
     fn new() -> Option<Stall> {
         let ok = is_root() && std::path::Path::new("/dev/fuse").exists();
@@ -248,11 +260,14 @@ fn sigterm_or_sigint_during_a_stall_ends_start_up_at_once() {
         ),
     ] {
         let mut child = s.cmd(&args).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(
-            matches!(child.try_wait(), Ok(None)),
-            "{args:?} ended before the signal"
-        );
+        let pid = child.id() as i32;
+        wait_until(Duration::from_secs(10), "the stalled FUSE call", || {
+            assert!(
+                matches!(child.try_wait(), Ok(None)),
+                "{args:?} ended before the signal"
+            );
+            stuck_in_fuse(pid)
+        });
         let t = Instant::now();
         kill(child.id() as i32, sig);
         let (code, _, err) = wait_output(&mut child, Duration::from_secs(10));

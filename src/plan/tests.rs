@@ -496,17 +496,3 @@ fn a_plain_init_for_a_command_neither_enters_app_nor_checks_dls() {
     let p = build_ok(&c, &root(), &world());
     assert!(p.check_data_dir && p.workdir.is_some(), "a role keeps both");
 }
-
-#[test]
-fn the_data_dir_settings_pass_through_unchanged() {
-    let mut c = cfg();
-    c.id.data_dir = "/data".into();
-    c.require_data_dir = true;
-    c.data_dir_timeout = Duration::from_millis(1500);
-    let p = build_ok(&c, &root(), &world());
-    assert_eq!(p.data_dir, PathBuf::from("/data"));
-    assert!(p.require_data_dir);
-    assert_eq!(p.data_dir_timeout, Duration::from_millis(1500));
-    assert_eq!(p.grace, Duration::from_secs(25));
-    assert!(p.pid1);
-}
