@@ -40,6 +40,21 @@ impl fmt::Display for Fail {
 
 impl std::error::Error for Fail {}
 
+/// Start-up interrupted by SIGTERM/SIGINT: exit 128+N.
+#[derive(Debug)]
+pub struct Terminated {
+    pub signal: i32,
+    pub msg: String,
+}
+
+impl fmt::Display for Terminated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Terminated {}
+
 /// Builds the error for `code` with a message; use with `Err(fail(..))?` or `bail`.
 pub fn fail(code: Code, msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Fail {
@@ -63,10 +78,7 @@ pub fn code(err: &anyhow::Error) -> Code {
 /// The process status for an error: its code as a number (70 if none), or
 /// 128+N when start-up was ended by signal N.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    if let Some(t) = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<crate::inputs::deadline::Terminated>())
-    {
+    if let Some(t) = err.chain().find_map(|e| e.downcast_ref::<Terminated>()) {
         return 128 + t.signal;
     }
     code(err) as i32

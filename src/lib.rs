@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod config;
 mod confine;
+mod deadline;
 mod error;
 mod identity;
 mod inputs;
@@ -18,8 +19,11 @@ mod pid1;
 mod plan;
 mod run;
 mod smartem;
+mod world;
 
 pub use alloc::Arena;
+/// The one parser of /proc/PID/status, for the tests and testsvc too.
+pub use inputs::procfs::status_field;
 pub use pid1::signals::{block_all, Inherited};
 
 /// The parsers the fuzz targets drive (fuzz/).

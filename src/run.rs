@@ -3,15 +3,15 @@
 //! verification, workdir, data-dir check, pre-start step, service.
 
 use crate::config::{Format, RunConfig};
+use crate::deadline;
 use crate::error::{fail, Code, Result};
 use crate::identity::privileges::{self, RealSys};
-use crate::inputs::deadline;
-use crate::inputs::world;
 use crate::pid1::signals::{self, Inherited};
 use crate::pid1::spawn::{self, Prepared};
 use crate::pid1::supervise::Supervisor;
 use crate::plan::{Facts, Plan};
 use crate::smartem::datadir;
+use crate::world;
 
 pub fn run(cfg: &RunConfig, inherited: &Inherited) -> Result<i32> {
     let facts = world::facts()?;
@@ -53,9 +53,9 @@ fn data_dir_step(
     let timeout = plan.data_dir_timeout;
     let done = deadline::run_or_stalled(step, timeout, local, move || {
         let verdict = if predict {
-            p.predict_data_dir()
+            p.predict_data_dir(&crate::inputs::Fs)
         } else {
-            datadir::check_now(&p.data_dir)
+            datadir::check_now(&p.data_dir, &crate::inputs::Fs)
         };
         let rule = carve_rule(
             &p.confinement.data_dir,
@@ -138,7 +138,7 @@ fn apply(plan: &mut Plan, inherited: &Inherited, facts: &Facts, local: bool) -> 
     if let Some(dir) = plan.workdir.clone() {
         let uid = plan.who.uid;
         deadline::run("entering the workdir", plan.io_timeout, local, move || {
-            deadline::doing(format!("entering the workdir {}", dir.display()));
+            crate::inputs::doing(format!("entering the workdir {}", dir.display()));
             nix::unistd::chdir(dir.as_path()).map_err(|e| {
                 fail(
                     Code::Config,
@@ -244,7 +244,7 @@ fn confine(plan: &Plan, local: bool, filters: u32) -> Result<()> {
             }
             Ok(()) => {}
         }
-        let after = std::fs::read_to_string("/proc/self/status")
+        let after = crate::inputs::procfs::status("self")
             .ok()
             .and_then(|s| crate::inputs::procfs::seccomp_of(&s));
         if !after.is_some_and(|s| s.mode == 2 && s.filters == filters + 1) {

@@ -151,12 +151,8 @@ fn the_privilege_drop_is_real_as_pid_1_and_as_a_subreaper() {
             ],
         ));
         assert_eq!(code, 0, "pid1 {pid1}: {err}");
-        let field = |k: &str| {
-            out.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}:")))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_else(|| panic!("{k} in {out}"))
-        };
+        let field =
+            |k: &str| smartem_init::status_field(&out, k).unwrap_or_else(|| panic!("{k} in {out}"));
         assert_eq!(field("Uid"), "65534\t65534\t65534\t65534");
         assert_eq!(field("Gid"), "65534\t65534\t65534\t65534");
         assert_eq!(field("Groups"), "");

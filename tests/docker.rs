@@ -87,14 +87,13 @@ fn images() {
 }
 
 fn status_line(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!("{key}:"))
-                .or_else(|| l.strip_prefix(&format!("{key}=")))
+    smartem_init::status_field(out, key)
+        .or_else(|| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .map(|v| v.trim().to_string())
         })
         .unwrap_or_else(|| panic!("no {key} in {out}"))
-        .trim()
-        .to_string()
 }
 
 fn run_svc(img: &str, docker_args: &[&str], init_args: &[&str]) -> (i32, String, String) {

@@ -30,11 +30,7 @@ fn init(etc: &Path) -> Command {
 }
 
 fn status_of(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .unwrap_or_else(|| panic!("no {key} in {out}"))
-        .trim()
-        .to_string()
+    smartem_init::status_field(out, key).unwrap_or_else(|| panic!("no {key} in {out}"))
 }
 
 fn assert_fully_dropped(out: &str, uid: &str, gid: &str, groups: &str) {

@@ -56,25 +56,24 @@ fn append(path: &str, line: &str) {
 
 fn status() {
     let text = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    for line in text.lines() {
-        let key = line.split(':').next().unwrap_or("");
-        if matches!(
-            key,
-            "Uid"
-                | "Gid"
-                | "Groups"
-                | "CapInh"
-                | "CapPrm"
-                | "CapEff"
-                | "CapBnd"
-                | "CapAmb"
-                | "NoNewPrivs"
-                | "Seccomp"
-                | "Seccomp_filters"
-                | "SigBlk"
-                | "SigIgn"
-        ) {
-            println!("{line}");
+    // In the kernel's order, through the crate's one parser of the file.
+    for key in [
+        "Uid",
+        "Gid",
+        "Groups",
+        "SigBlk",
+        "SigIgn",
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+        "NoNewPrivs",
+        "Seccomp",
+        "Seccomp_filters",
+    ] {
+        if let Some(v) = smartem_init::status_field(&text, key) {
+            println!("{key}:\t{v}");
         }
     }
     for var in ["HOME", "USER", "LOGNAME", "ROLE"] {

@@ -15,37 +15,6 @@ use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// A mount from /proc/self/mountinfo.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    pub mount_point: String,
-    pub fstype: String,
-    pub read_only: bool,
-}
-
-/// The mount that holds `path`: the longest mount point that is a prefix.
-pub fn mount_of(path: &Path, mountinfo: &str) -> Option<Mount> {
-    let mut best: Option<Mount> = None;
-    // A line that does not parse is skipped, not the end of the search.
-    for e in mountinfo.lines().filter_map(mountinfo::parse_line) {
-        if !path.starts_with(&e.mount_point) {
-            continue;
-        }
-        if best
-            .as_ref()
-            .is_some_and(|b| b.mount_point.len() > e.mount_point.len())
-        {
-            continue;
-        }
-        best = Some(Mount {
-            read_only: e.options.split(',').any(|o| o == "ro"),
-            fstype: e.fstype.to_string(),
-            mount_point: e.mount_point,
-        });
-    }
-    best
-}
-
 /// The fix for a data-dir verdict, for the service's identity.
 pub fn advice(path: &Path, verdict: &Verdict, who: &Who) -> String {
     let p = path.display();
@@ -106,7 +75,7 @@ impl Report {
 }
 
 pub fn run(cfg: &DoctorConfig) -> Result<i32> {
-    let facts = crate::inputs::world::facts()?;
+    let facts = crate::world::facts()?;
     let current = facts.current();
     let cur = &current;
     let mut r = Report {
@@ -127,21 +96,16 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     // The plan run mode would make here, bounded like a start (doctor is
     // what an operator runs when something is wrong, a stalled mount
     // included): doctor explains it rather than deciding anew.
-    let local = crate::inputs::deadline::all_local(&facts.mountinfo);
+    let local = crate::deadline::all_local(&facts.mountinfo);
     let timeout = cfg.id.io_timeout;
     let plan = cfg
         .run
         .clone()
         .map_err(|e| crate::error::fail(crate::error::Code::Usage, e))
-        .and_then(|c| crate::inputs::world::plan(&c, &facts, local));
+        .and_then(|c| crate::world::plan(&c, &facts, local));
     // A SIGTERM/SIGINT while planning ends doctor too (128+N).
     let plan = match plan {
-        Err(e)
-            if e.chain()
-                .any(|c| c.is::<crate::inputs::deadline::Terminated>()) =>
-        {
-            return Err(e)
-        }
+        Err(e) if e.chain().any(|c| c.is::<crate::error::Terminated>()) => return Err(e),
         other => other,
     };
     let who = match &plan {
@@ -203,7 +167,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
         let (w, current, mi) = (who.clone(), (cur.euid, cur.egid), mountinfo.clone());
         let p = path.clone();
         let step = format!("checking {}", path.display());
-        let rows = crate::inputs::deadline::run_or_stalled(&step, timeout, local, move || {
+        let rows = crate::deadline::run_or_stalled(&step, timeout, local, move || {
             let mut part = Report {
                 out: String::new(),
                 problems: 0,
@@ -322,11 +286,11 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
     }
     for (title, pid) in pids {
         r.section(&format!("running: {title}"));
-        let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        let Ok(st) = procfs::status(&pid.to_string()) else {
             r.row("status", "cannot be read");
             continue;
         };
-        let get = |k: &str| procfs::status_field(&st, k).unwrap_or_else(|| "?".into());
+        let get = |k: &str| words(procfs::status_field(&st, k).as_deref().unwrap_or("?"));
         r.row("uid", get("Uid"));
         r.row("gid", get("Gid"));
         r.row("groups", get("Groups"));
@@ -377,6 +341,11 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
     }
 }
 
+/// A status field's words joined by one space, as doctor shows them.
+fn words(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Whether a running process (its /proc status) holds what the plan gives
 /// the service: the uid in all four places, no_new_privs, and no
 /// capability beyond the kept ones (the bounding set too where the plan
@@ -384,7 +353,7 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
 /// caller's own privileges (doctor run as root beside the service, or in
 /// a plain shell) describe the caller and are shown, never counted.
 fn against_plan(status: &str, uid: u32, drop: &DropPlan) -> std::result::Result<(), String> {
-    let get = |k: &str| procfs::status_field(status, k).unwrap_or_default();
+    let get = |k: &str| words(procfs::status_field(status, k).as_deref().unwrap_or(""));
     let mut wrong = Vec::new();
     if get("Uid") != format!("{0} {0} {0} {0}", uid) {
         wrong.push(format!("uid {} (planned {uid})", get("Uid")));
@@ -428,7 +397,7 @@ fn path_rows(
         if is_data_dir { "data dir" } else { "path" },
         path.display()
     ));
-    crate::inputs::deadline::doing(format!("looking at {}", path.display()));
+    crate::inputs::doing(format!("looking at {}", path.display()));
     let meta = std::fs::metadata(path);
     r.row(
         "exists",
@@ -439,7 +408,7 @@ fn path_rows(
             Err(e) => format!("cannot tell: {e}"),
         },
     );
-    if let Some(m) = mount_of(path, mountinfo) {
+    if let Some(m) = mountinfo::mount_of(path, mountinfo) {
         let is_mp = Path::new(&m.mount_point) == path;
         r.row(
             "mount",
@@ -467,7 +436,7 @@ fn path_rows(
     }
     // Ask the kernel when we already are the service's user; otherwise
     // predict from the mode bits (becoming the user would change things).
-    let (verdict, asked) = datadir::assess(path, who, current);
+    let (verdict, asked) = datadir::assess(path, who, current, &crate::inputs::Fs);
     let how = if asked {
         "checked"
     } else {
@@ -489,10 +458,6 @@ fn path_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MOUNTINFO: &str = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
-        40 22 0:50 / /dls ro,nosuid - nfs4 server:/export ro,vers=4.2\n\
-        41 22 0:51 / /dls/sub\\040dir rw - tmpfs tmpfs rw\n";
 
     fn status(uid: u32, nnp: u8, eff: &str, bnd: &str) -> String {
         format!(
@@ -546,24 +511,6 @@ mod tests {
         assert_eq!(
             against_plan(&status(5000, 1, none, all), 5000, &kept_bounding),
             Ok(())
-        );
-    }
-
-    #[test]
-    fn finds_the_longest_mount() {
-        let odd = format!("garbage without a separator\n{MOUNTINFO}");
-        assert_eq!(mount_of(Path::new("/dls"), &odd).unwrap().fstype, "nfs4");
-        let m = mount_of(Path::new("/dls/grid1"), MOUNTINFO).unwrap();
-        assert_eq!(
-            (m.mount_point.as_str(), m.fstype.as_str(), m.read_only),
-            ("/dls", "nfs4", true)
-        );
-        let m = mount_of(Path::new("/dls/sub dir/x"), MOUNTINFO).unwrap();
-        assert_eq!(m.fstype, "tmpfs");
-        assert!(!mount_of(Path::new("/app"), MOUNTINFO).unwrap().read_only);
-        assert!(
-            mount_of(Path::new("/dlsx"), MOUNTINFO).unwrap().mount_point == "/",
-            "prefix is by component"
         );
     }
 

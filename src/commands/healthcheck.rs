@@ -225,13 +225,9 @@ fn service_running(plan: &crate::plan::Plan, init: Option<i32>) -> Result<String
 /// The plan as a start would make it, bounded like a start: a probe must
 /// not hang on a stalled mount either.
 fn plan_for(cfg: &RunConfig) -> Result<crate::plan::Plan, String> {
-    let facts = crate::inputs::world::facts().map_err(|e| format!("{e:#}"))?;
-    crate::inputs::world::plan(
-        cfg,
-        &facts,
-        crate::inputs::deadline::all_local(&facts.mountinfo),
-    )
-    .map_err(|e| format!("{e:#}"))
+    let facts = crate::world::facts().map_err(|e| format!("{e:#}"))?;
+    crate::world::plan(cfg, &facts, crate::deadline::all_local(&facts.mountinfo))
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// Exit code: 0 healthy, 1 not (or bad URL: 64).

@@ -83,7 +83,7 @@ fn path(p: P) -> PathBuf {
 }
 
 pub fn read_only(data_dir: &Path, mountinfo: &str, fs: &dyn Inputs) -> Result<Carve, String> {
-    crate::inputs::deadline::doing(format!(
+    crate::inputs::doing(format!(
         "listing the way to the data dir {}",
         data_dir.display()
     ));
@@ -282,6 +282,9 @@ mod tests {
         }
         fn current_dir(&self) -> std::io::Result<PathBuf> {
             self.mem.current_dir()
+        }
+        fn list_and_enter(&self, p: &Path) -> std::io::Result<()> {
+            self.mem.list_and_enter(p)
         }
         fn list_dir(&self, p: &Path) -> std::io::Result<Vec<(std::ffi::OsString, Kind)>> {
             match self.list_errno {

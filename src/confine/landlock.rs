@@ -63,7 +63,7 @@ pub fn open_grants(grants: &[Grant]) -> Result<Opened> {
     use nix::sys::stat::Mode;
     let mut out = Vec::with_capacity(grants.len());
     for g in grants {
-        crate::inputs::deadline::doing(format!(
+        crate::inputs::doing(format!(
             "opening {} for the Landlock rules",
             g.path.display()
         ));

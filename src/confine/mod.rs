@@ -27,12 +27,7 @@ pub struct KernelFacts {
     pub seccomp: Option<SeccompState>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SeccompState {
-    /// 0 none, 1 strict, 2 filter.
-    pub mode: u32,
-    pub filters: u32,
-}
+pub use crate::inputs::procfs::SeccompState;
 
 /// The data dir under Landlock, as planned.
 #[derive(Debug, Clone, PartialEq, Eq)]

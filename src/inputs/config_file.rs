@@ -59,7 +59,7 @@ fn kind(ft: std::fs::FileType) -> &'static str {
 /// The bytes of `path`, None when it does not exist. `what` names the file
 /// in messages ("passwd file"); `fix` is the advice for a permission problem.
 pub fn read(path: &Path, max: u64, what: &str, fix: &str) -> Result<Option<Vec<u8>>> {
-    crate::inputs::deadline::doing(format!("reading {}", path.display()));
+    crate::inputs::doing(format!("reading {}", path.display()));
     let file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)

@@ -7,10 +7,11 @@
 //! in `plan::Facts`, read once by the caller.
 
 pub mod config_file;
-pub mod deadline;
 pub mod mountinfo;
 pub mod procfs;
-pub mod world;
+pub mod steps;
+
+pub use steps::doing;
 
 use crate::error::Result;
 use std::os::unix::fs::MetadataExt;
@@ -61,6 +62,9 @@ pub trait Inputs {
     /// The names in a directory (no `.` or `..`) and what each is,
     /// symlinks not followed (the type comes with the listing: no stat).
     fn list_dir(&self, path: &Path) -> std::io::Result<Vec<(std::ffi::OsString, Kind)>>;
+    /// Lists a directory's first entry and enters it (stat of `path/.`):
+    /// what the service needs of the data dir, asked as the current user.
+    fn list_and_enter(&self, path: &Path) -> std::io::Result<()>;
 }
 
 /// The real file system.
@@ -96,6 +100,11 @@ impl Inputs for Fs {
                 Ok((e.file_name(), kind))
             })
             .collect()
+    }
+    fn list_and_enter(&self, path: &Path) -> std::io::Result<()> {
+        // The first entry only: a visit holds thousands of files.
+        std::fs::read_dir(path)?.next().transpose()?;
+        std::fs::metadata(path.join(".")).map(drop)
     }
 }
 
@@ -219,6 +228,9 @@ pub mod mem {
         }
         fn current_dir(&self) -> std::io::Result<PathBuf> {
             Ok(self.cwd.clone())
+        }
+        fn list_and_enter(&self, path: &Path) -> std::io::Result<()> {
+            self.list_dir(path).map(drop)
         }
         fn list_dir(&self, path: &Path) -> std::io::Result<Vec<(std::ffi::OsString, Kind)>> {
             let dir = self.resolve(path);

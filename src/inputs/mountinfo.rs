@@ -1,6 +1,8 @@
 //! Lines of /proc/self/mountinfo, read by doctor (which mount holds a path)
 //! and the data-dir check (is any mount a filesystem that can stall).
 
+use std::path::Path;
+
 /// One mount: the fields smartem-init uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<'a> {
@@ -111,6 +113,37 @@ pub fn all_local(mountinfo: &str) -> bool {
         })
 }
 
+/// A mount from /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub mount_point: String,
+    pub fstype: String,
+    pub read_only: bool,
+}
+
+/// The mount that holds `path`: the longest mount point that is a prefix.
+pub fn mount_of(path: &Path, mountinfo: &str) -> Option<Mount> {
+    let mut best: Option<Mount> = None;
+    // A line that does not parse is skipped, not the end of the search.
+    for e in mountinfo.lines().filter_map(parse_line) {
+        if !path.starts_with(&e.mount_point) {
+            continue;
+        }
+        if best
+            .as_ref()
+            .is_some_and(|b| b.mount_point.len() > e.mount_point.len())
+        {
+            continue;
+        }
+        best = Some(Mount {
+            read_only: e.options.split(',').any(|o| o == "ro"),
+            fstype: e.fstype.to_string(),
+            mount_point: e.mount_point,
+        });
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +196,27 @@ mod tests {
         // Unreadable lines, or none at all, count against.
         assert!(!all_local(""));
         assert!(!all_local(&format!("{LOCAL}garbage without separator\n")));
+    }
+
+    const MOUNTINFO: &str = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+        40 22 0:50 / /dls ro,nosuid - nfs4 server:/export ro,vers=4.2\n\
+        41 22 0:51 / /dls/sub\\040dir rw - tmpfs tmpfs rw\n";
+
+    #[test]
+    fn finds_the_longest_mount() {
+        let odd = format!("garbage without a separator\n{MOUNTINFO}");
+        assert_eq!(mount_of(Path::new("/dls"), &odd).unwrap().fstype, "nfs4");
+        let m = mount_of(Path::new("/dls/grid1"), MOUNTINFO).unwrap();
+        assert_eq!(
+            (m.mount_point.as_str(), m.fstype.as_str(), m.read_only),
+            ("/dls", "nfs4", true)
+        );
+        let m = mount_of(Path::new("/dls/sub dir/x"), MOUNTINFO).unwrap();
+        assert_eq!(m.fstype, "tmpfs");
+        assert!(!mount_of(Path::new("/app"), MOUNTINFO).unwrap().read_only);
+        assert!(
+            mount_of(Path::new("/dlsx"), MOUNTINFO).unwrap().mount_point == "/",
+            "prefix is by component"
+        );
     }
 }

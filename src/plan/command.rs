@@ -24,7 +24,7 @@ pub fn resolve(
     let shown = Path::new(program).display().to_string();
     if program.as_bytes().contains(&b'/') {
         let path = cwd.join(program);
-        crate::inputs::deadline::doing(format!("looking at the command {}", path.display()));
+        crate::inputs::doing(format!("looking at the command {}", path.display()));
         return match fs.metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(fail(
                 Code::NotFound,
@@ -60,7 +60,7 @@ pub fn resolve(
             cwd.join(OsStr::from_bytes(dir))
         };
         let candidate = dir.join(program);
-        crate::inputs::deadline::doing(format!("looking for {shown:?} in {}", dir.display()));
+        crate::inputs::doing(format!("looking for {shown:?} in {}", dir.display()));
         if let Ok(m) = fs.metadata(&candidate) {
             if can_exec(who, &m) {
                 // Found as root; the service's execve also needs search

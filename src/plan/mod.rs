@@ -156,7 +156,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     // Working directory and .env.
     let workdir = match &cfg.workdir {
         Some(w) if {
-            crate::inputs::deadline::doing(format!("looking at the workdir {}", w.display()));
+            crate::inputs::doing(format!("looking at the workdir {}", w.display()));
             is_dir(fs, w)
         } =>
         {
@@ -172,7 +172,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
         // when smartem-init is a plain init for a command.
         None if !cfg.command.is_empty() => None,
         None => {
-            crate::inputs::deadline::doing("looking for /app");
+            crate::inputs::doing("looking for /app");
             Some(PathBuf::from("/app")).filter(|p| is_dir(fs, p))
         }
     };
@@ -427,7 +427,7 @@ pub fn alembic_hint(argv: &[OsString], cwd: &Path, fs: &dyn Inputs) -> Option<St
         .any(|a| a == "-c" || a == "--config" || a.to_string_lossy().starts_with("--config="));
     let ini = cwd.join("alembic.ini");
     if is_alembic && !has_config {
-        crate::inputs::deadline::doing(format!("looking for {}", ini.display()));
+        crate::inputs::doing(format!("looking for {}", ini.display()));
     }
     (is_alembic && !has_config && fs.metadata(&ini).is_err()).then(|| {
         format!(
@@ -554,9 +554,9 @@ impl Plan {
     }
 
     /// The data-dir verdict predicted without becoming the service's user.
-    pub fn predict_data_dir(&self) -> datadir::Verdict {
+    pub fn predict_data_dir(&self, fs: &dyn Inputs) -> datadir::Verdict {
         let current = (self.current.euid, self.current.egid);
-        datadir::assess(&self.data_dir, &self.who, current).0
+        datadir::assess(&self.data_dir, &self.who, current, fs).0
     }
 }
 

@@ -5,8 +5,8 @@
 //! hang start-up.
 
 use crate::identity::access::{can_list_and_enter, Who};
+use crate::inputs::{Inputs, Kind, Meta};
 use std::io::ErrorKind;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -58,10 +58,10 @@ impl Verdict {
 
 /// stat, classified: the metadata of a directory, or the verdict that
 /// ends the check (absent, not a directory, refused).
-fn stat_dir(path: &Path) -> Result<std::fs::Metadata, Verdict> {
-    crate::inputs::deadline::doing(format!("checking the data dir {}", path.display()));
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => Ok(m),
+fn stat_dir(path: &Path, fs: &dyn Inputs) -> Result<Meta, Verdict> {
+    crate::inputs::doing(format!("checking the data dir {}", path.display()));
+    match fs.metadata(path) {
+        Ok(m) if m.kind == Kind::Dir => Ok(m),
         Ok(_) => Err(Verdict::NotADirectory),
         Err(e) if e.kind() == ErrorKind::NotFound => Err(Verdict::Absent),
         Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(Verdict::Denied(None)),
@@ -70,34 +70,31 @@ fn stat_dir(path: &Path) -> Result<std::fs::Metadata, Verdict> {
 }
 
 /// Asks the kernel, as the current identity: stat, list, enter.
-pub fn check_now(path: &Path) -> Verdict {
-    let meta = match stat_dir(path) {
+pub fn check_now(path: &Path, fs: &dyn Inputs) -> Verdict {
+    let meta = match stat_dir(path, fs) {
         Ok(m) => m,
         Err(v) => return v,
     };
-    let facts = Some((meta.uid(), meta.gid(), meta.mode()));
-    let listed = std::fs::read_dir(path).and_then(|mut it| it.next().transpose().map(drop));
-    let entered = std::fs::metadata(path.join("."));
-    match (listed, entered) {
-        (Ok(()), Ok(_)) => Verdict::Readable,
-        (Err(e), _) | (_, Err(e)) if e.kind() == ErrorKind::PermissionDenied => {
-            Verdict::Denied(facts)
+    match fs.list_and_enter(path) {
+        Ok(()) => Verdict::Readable,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            Verdict::Denied(Some((meta.uid, meta.gid, meta.mode)))
         }
-        (Err(e), _) | (_, Err(e)) => Verdict::Error(e.to_string()),
+        Err(e) => Verdict::Error(e.to_string()),
     }
 }
 
 /// Predicts the verdict for `who` from stat alone, without becoming them
 /// (dry-run as root). Root's own stat may be refused on a root-squashed
 /// mount: then there is nothing to predict from.
-pub fn predict(path: &Path, who: &Who) -> Verdict {
-    let meta = match stat_dir(path) {
+pub fn predict(path: &Path, who: &Who, fs: &dyn Inputs) -> Verdict {
+    let meta = match stat_dir(path, fs) {
         Ok(m) => m,
         Err(v) => return v,
     };
-    match can_list_and_enter(who, meta.uid(), meta.gid(), meta.mode()) {
+    match can_list_and_enter(who, meta.uid, meta.gid, meta.mode) {
         (true, true) => Verdict::Readable,
-        _ => Verdict::Denied(Some((meta.uid(), meta.gid(), meta.mode()))),
+        _ => Verdict::Denied(Some((meta.uid, meta.gid, meta.mode))),
     }
 }
 
@@ -105,30 +102,31 @@ pub fn predict(path: &Path, who: &Who) -> Verdict {
 /// when we already are `who` (same uid and gid), predicted from the mode
 /// bits otherwise. The bool says whether the kernel was asked.
 /// Callers bound it with the start-up deadline (`deadline::run_or_stalled`).
-pub fn assess(path: &Path, who: &Who, current: (u32, u32)) -> (Verdict, bool) {
+pub fn assess(path: &Path, who: &Who, current: (u32, u32), fs: &dyn Inputs) -> (Verdict, bool) {
     if (who.uid, who.gid) == current {
-        (check_now(path), true)
+        (check_now(path, fs), true)
     } else {
-        (predict(path, who), false)
+        (predict(path, who, fs), false)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inputs::Fs;
     use std::time::Instant;
 
     #[test]
     fn a_stalled_check_is_a_stalled_verdict_in_time() {
         // The deadline the callers put around the check.
         let t = Instant::now();
-        let v = crate::inputs::deadline::run_or_stalled(
+        let v = crate::deadline::run_or_stalled(
             "the data-dir check",
             Duration::from_millis(100),
             false,
             || {
                 std::thread::sleep(Duration::from_secs(5));
-                check_now(Path::new("/"))
+                check_now(Path::new("/"), &Fs)
             },
         )
         .unwrap()
@@ -140,11 +138,11 @@ mod tests {
     #[test]
     fn verdicts_for_real_paths() {
         let d = tempfile::tempdir().unwrap();
-        assert_eq!(check_now(d.path()), Verdict::Readable);
-        assert_eq!(check_now(&d.path().join("nope")), Verdict::Absent);
+        assert_eq!(check_now(d.path(), &Fs), Verdict::Readable);
+        assert_eq!(check_now(&d.path().join("nope"), &Fs), Verdict::Absent);
         let f = d.path().join("file");
         std::fs::write(&f, "x").unwrap();
-        assert_eq!(check_now(&f), Verdict::NotADirectory);
+        assert_eq!(check_now(&f, &Fs), Verdict::NotADirectory);
     }
 
     #[test]
@@ -157,7 +155,7 @@ mod tests {
             gid: 4242,
             groups: vec![],
         };
-        let v = predict(d.path(), &stranger);
+        let v = predict(d.path(), &stranger, &Fs);
         assert!(
             matches!(v, Verdict::Denied(Some((_, _, m))) if m & 0o777 == 0o700),
             "{v:?}"
@@ -170,6 +168,6 @@ mod tests {
             "{msg}"
         );
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(predict(d.path(), &stranger), Verdict::Readable);
+        assert_eq!(predict(d.path(), &stranger, &Fs), Verdict::Readable);
     }
 }

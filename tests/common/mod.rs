@@ -133,13 +133,10 @@ pub fn shared_tempdir() -> tempfile::TempDir {
     d
 }
 
-/// One field of /proc/PID/status, trimmed.
+/// One field of /proc/PID/status, trimmed (the crate's own parser).
 pub fn status_field(pid: i32, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines().find_map(|l| {
-        l.strip_prefix(&format!("{key}:"))
-            .map(|v| v.trim().to_string())
-    })
+    smartem_init::status_field(&text, key)
 }
 
 /// The direct children of `pid`, with their state letter.

@@ -18,64 +18,12 @@
 //! runs inline (a thread costs ~0.15 ms of a ~0.8 ms start); a termination
 //! request is then seen right after it, before anything starts.
 
-use crate::error::{fail, Code, Result};
+use crate::error::{fail, Code, Result, Terminated};
+use crate::inputs::steps::{read, recording, Record};
 use std::any::Any;
-use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(20);
-
-type Record = Arc<Mutex<String>>;
-
-thread_local! {
-    /// Where `doing` writes on this thread: the running step's record.
-    static DOING: RefCell<Option<Record>> = const { RefCell::new(None) };
-}
-
-/// Records what the current step is about to touch ("reading /etc/passwd").
-/// Outside a step it goes nowhere.
-pub fn doing(what: impl Into<String>) {
-    DOING.with(|d| {
-        if let Some(rec) = &*d.borrow() {
-            if let Ok(mut r) = rec.lock() {
-                *r = what.into();
-            }
-        }
-    });
-}
-
-fn read(rec: &Record) -> String {
-    rec.lock()
-        .map(|d| d.clone())
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect()
-}
-
-/// Runs `f` with `doing` writing to `rec` on this thread.
-fn recording<T>(rec: Record, f: impl FnOnce() -> T) -> T {
-    DOING.with(|d| *d.borrow_mut() = Some(rec));
-    let out = f();
-    DOING.with(|d| *d.borrow_mut() = None);
-    out
-}
-
-/// Start-up interrupted by SIGTERM/SIGINT: exit 128+N.
-#[derive(Debug)]
-pub struct Terminated {
-    pub signal: i32,
-    pub msg: String,
-}
-
-impl std::fmt::Display for Terminated {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.msg)
-    }
-}
-
-impl std::error::Error for Terminated {}
 
 fn terminated(sig: i32, step: &str, rec: &Record) -> anyhow::Error {
     let at = read(rec);
@@ -227,6 +175,7 @@ fn run_recorded(
 mod tests {
     use super::*;
     use crate::error::exit_code;
+    use crate::inputs::doing;
 
     #[test]
     fn a_stall_is_71_naming_what_it_waited_on_and_in_time() {

@@ -4,9 +4,10 @@
 //! plan through here, so they decide alike.
 
 use crate::config::RunConfig;
+use crate::deadline;
 use crate::error::{os_fail, Result};
 use crate::identity::creds;
-use crate::inputs::deadline;
+use crate::inputs::procfs;
 use crate::plan::{self, Facts, Plan};
 
 /// Reads the process's identity, capabilities, terminal and environment.
@@ -27,9 +28,9 @@ pub fn facts() -> Result<Facts> {
             .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]),
         kernel: crate::confine::KernelFacts {
             landlock_abi: crate::confine::landlock::probe(),
-            seccomp: std::fs::read_to_string("/proc/self/status")
+            seccomp: procfs::status("self")
                 .ok()
-                .and_then(|s| crate::inputs::procfs::seccomp_of(&s)),
+                .and_then(|s| procfs::seccomp_of(&s)),
         },
         mountinfo: std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
     })
