@@ -76,13 +76,41 @@ impl Report {
 
 pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     let facts = crate::world::facts()?;
-    let current = facts.current();
-    let cur = &current;
     let mut r = Report {
         out: String::from("smartem-init doctor: read-only checks\n"),
         problems: 0,
     };
+    // Bounded like a start (doctor is what an operator runs when something
+    // is wrong, a stalled mount included).
+    let local = crate::deadline::all_local(&facts.mountinfo);
+    let (plan, who) = identity_rows(&mut r, cfg, &facts, local)?;
+    running_init_rows(&mut r, &facts, plan.as_ref().ok());
+    privilege_rows(&mut r, &facts);
+    path_sections(&mut r, cfg, &facts, &who, local)?;
+    let _ = writeln!(
+        r.out,
+        "\n{}",
+        if r.problems == 0 {
+            "healthy: no problem found".to_string()
+        } else {
+            format!("{} problem(s) found", r.problems)
+        }
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(r.out.as_bytes());
+    Ok(if r.problems == 0 { 0 } else { 1 })
+}
 
+/// Who we are and, from the plan run mode would make here (doctor explains
+/// it rather than deciding anew), who the service will be: the plan and
+/// that identity (ours where the settings do not resolve).
+fn identity_rows(
+    r: &mut Report,
+    cfg: &DoctorConfig,
+    facts: &crate::plan::Facts,
+    local: bool,
+) -> Result<(Result<Plan>, Who)> {
+    let cur = facts.current();
     r.section("identity");
     r.row(
         "running as",
@@ -93,16 +121,11 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
             fmt_ids(&cur.groups)
         ),
     );
-    // The plan run mode would make here, bounded like a start (doctor is
-    // what an operator runs when something is wrong, a stalled mount
-    // included): doctor explains it rather than deciding anew.
-    let local = crate::deadline::all_local(&facts.mountinfo);
-    let timeout = cfg.id.io_timeout;
     let plan = cfg
         .run
         .clone()
         .map_err(|e| crate::error::fail(crate::error::Code::Usage, e))
-        .and_then(|c| crate::world::plan(&c, &facts, local));
+        .and_then(|c| crate::world::plan(&c, facts, local));
     // A SIGTERM/SIGINT while planning ends doctor too (128+N).
     let plan = match plan {
         Err(e) if e.chain().any(|c| c.is::<crate::error::Terminated>()) => return Err(e),
@@ -110,7 +133,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     };
     let who = match &plan {
         Ok(p) => {
-            plan_rows(&mut r, p);
+            plan_rows(r, p);
             p.who.clone()
         }
         Err(e) => {
@@ -134,9 +157,12 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
             }
         }
     };
+    Ok((plan, who))
+}
 
-    running_init_rows(&mut r, &facts, plan.as_ref().ok());
-
+/// doctor's own capability sets, no_new_privs and securebits: a
+/// description of the caller, shown and never counted.
+fn privilege_rows(r: &mut Report, facts: &crate::plan::Facts) {
     r.section("privileges");
     let all = facts.creds.supported;
     let short = |set: u64| {
@@ -159,15 +185,25 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
         },
     );
     r.row("securebits", format!("{:#x}", facts.creds.securebits));
+}
 
-    let mountinfo = facts.mountinfo.clone();
+/// The data dir and each PATH, each looked at in a bounded step: a stall
+/// is that section's verdict.
+fn path_sections(
+    r: &mut Report,
+    cfg: &DoctorConfig,
+    facts: &crate::plan::Facts,
+    who: &Who,
+    local: bool,
+) -> Result<()> {
+    let cur = facts.current();
     let mut paths: Vec<PathBuf> = vec![cfg.id.data_dir.clone()];
     paths.extend(cfg.paths.iter().filter(|p| **p != cfg.id.data_dir).cloned());
     for (i, path) in paths.into_iter().enumerate() {
-        let (w, current, mi) = (who.clone(), (cur.euid, cur.egid), mountinfo.clone());
+        let (w, current, mi) = (who.clone(), (cur.euid, cur.egid), facts.mountinfo.clone());
         let p = path.clone();
         let step = format!("checking {}", path.display());
-        let rows = crate::deadline::run_or_stalled(&step, timeout, local, move || {
+        let rows = crate::deadline::run_or_stalled(&step, cfg.id.io_timeout, local, move || {
             let mut part = Report {
                 out: String::new(),
                 problems: 0,
@@ -190,19 +226,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
             }
         }
     }
-
-    let _ = writeln!(
-        r.out,
-        "\n{}",
-        if r.problems == 0 {
-            "healthy: no problem found".to_string()
-        } else {
-            format!("{} problem(s) found", r.problems)
-        }
-    );
-    use std::io::Write;
-    let _ = std::io::stdout().write_all(r.out.as_bytes());
-    Ok(if r.problems == 0 { 0 } else { 1 })
+    Ok(())
 }
 
 /// Who the service will be and what it will run, from the plan.

@@ -139,101 +139,114 @@ impl Supervisor {
             // that raises a SIGCHLD of its own (coalescing only merges ends
             // that happened before the pass). So without a deferred pass or a
             // grace period running, the wait has no timeout at all.
-            let mut timeout = pass_due.then(|| not_before.saturating_duration_since(now));
-            if let Some((_, due)) = self.term {
-                if now >= due && !killed {
-                    self.kill_all(child);
-                    killed = true;
-                }
-                if !killed {
-                    let left = due.saturating_duration_since(now);
-                    timeout = Some(timeout.map_or(left, |t| t.min(left)));
-                }
-            }
-            let info = match signals::wait(&self.set, timeout) {
-                Ok(Some(info)) => info,
-                Ok(None) => {
-                    // The deferred pass is due (a spare pass after the grace
-                    // timer or an interruption costs one waitpid).
+            let pass_in = pass_due.then(|| not_before.saturating_duration_since(now));
+            let timeout = self.grace_timer(child, now, &mut killed, pass_in);
+            match signals::wait(&self.set, timeout) {
+                // The deferred pass is due (a spare pass after the grace
+                // timer or an interruption costs one waitpid).
+                Ok(None) => pass_due = true,
+                Ok(Some(info)) if info.si_signo == libc::SIGCHLD => {
                     pass_due = true;
-                    continue;
-                }
-                Err(e) => {
-                    // Waiting again would fail again at once: a spin that
-                    // forwards nothing. Fatal, as in tini.
-                    crate::error!(
-                        "sigwaitinfo failed: {e}; stopping {what} (pid {child}) and exiting"
-                    );
-                    self.kill_all(child);
-                    // Blocking: it was just SIGKILLed.
-                    let _ = wait_status(child, 0);
-                    return crate::error::Code::OsErr as i32;
-                }
-            };
-            let sig = info.si_signo;
-            if sig == libc::SIGCHLD {
-                pass_due = true;
-                if self.forwarding.job_control && !self.pid1 {
-                    match stopped_or_ended(child) {
-                        Some(Ok(())) => self.stop_with(child),
-                        Some(Err(code)) => return code,
-                        None => {}
+                    if let Some(code) = self.job_control(child) {
+                        return code;
                     }
                 }
-                continue;
+                Ok(Some(info)) => self.forward(child, info.si_signo, what),
+                Err(e) => return self.wait_failed(child, what, e),
             }
-            if sig == libc::SIGCONT && self.forwarding.job_control {
-                // `fg` made our group the terminal's foreground: hand it
-                // back to the service before it continues (the SIGCONT is
-                // forwarded below).
-                // SAFETY: tcsetpgrp on stdin with a plain pid; signals are
-                // blocked, so SIGTTOU cannot stop us if we are not in front.
-                unsafe { libc::tcsetpgrp(0, child) };
+        }
+    }
+
+    /// The wait's bound: the deferred pass's, and once a stop was asked the
+    /// grace period's, whose end SIGKILLs what is left (once).
+    fn grace_timer(
+        &self,
+        child: libc::pid_t,
+        now: Instant,
+        killed: &mut bool,
+        pass_in: Option<Duration>,
+    ) -> Option<Duration> {
+        let Some((_, due)) = self.term else {
+            return pass_in;
+        };
+        if now >= due && !*killed {
+            self.kill_all(child);
+            *killed = true;
+        }
+        if *killed {
+            return pass_in;
+        }
+        let left = due.saturating_duration_since(now);
+        Some(pass_in.map_or(left, |t| t.min(left)))
+    }
+
+    /// Waiting again would fail again at once: a spin that forwards
+    /// nothing. Fatal, as in tini.
+    fn wait_failed(&self, child: libc::pid_t, what: &str, e: std::io::Error) -> i32 {
+        crate::error!("sigwaitinfo failed: {e}; stopping {what} (pid {child}) and exiting");
+        self.kill_all(child);
+        // Blocking: it was just SIGKILLed.
+        let _ = wait_status(child, 0);
+        crate::error::Code::OsErr as i32
+    }
+
+    /// On SIGCHLD with a terminal, not as PID 1: a service stopped from it
+    /// stops us too; one that ended gives its code.
+    fn job_control(&self, child: libc::pid_t) -> Option<i32> {
+        if !self.forwarding.job_control || self.pid1 {
+            return None;
+        }
+        match stopped_or_ended(child) {
+            Some(Ok(())) => {
+                self.stop_with(child);
+                None
             }
-            let sent = self.forwarding.rewritten(sig);
-            let shown = if sent == sig {
-                signals::name(sig)
-            } else if sent == 0 {
-                format!(
-                    "nothing for {} (dropped by --rewrite-signal)",
-                    signals::name(sig)
-                )
-            } else {
-                format!(
-                    "{} for {} (--rewrite-signal)",
-                    signals::name(sent),
-                    signals::name(sig)
-                )
-            };
-            // A stop is the one forwarded signal an operator asks about
-            // afterwards ("did it get the SIGTERM?"): logged at info.
-            let stop = TERMINATING.contains(&sig) && sent != 0;
-            if stop {
-                info!(
-                    "forwarding {shown} to {what} (pid {child}){}",
-                    if self.term.is_none() {
-                        format!(
-                            "; SIGKILL in {}s if it has not ended",
-                            crate::log::secs(self.grace)
-                        )
-                    } else {
-                        String::new()
-                    }
-                );
-            } else {
-                debug!("forwarding {shown} to {what} (pid {child})");
-            }
-            if sent != 0 {
-                if let Err(err) = self.send(child, sent) {
-                    if err.raw_os_error() != Some(libc::ESRCH) {
-                        warn!("cannot forward {shown} to pid {child}: {err}");
-                    }
+            Some(Err(code)) => Some(code),
+            None => None,
+        }
+    }
+
+    /// Forwards `sig` (rewritten if asked) to the service; the first
+    /// SIGTERM/SIGINT forwarded starts the grace period.
+    fn forward(&mut self, child: libc::pid_t, sig: i32, what: &str) {
+        if sig == libc::SIGCONT && self.forwarding.job_control {
+            // `fg` made our group the terminal's foreground: hand it back to
+            // the service before it continues (the SIGCONT is forwarded
+            // below).
+            // SAFETY: tcsetpgrp on stdin with a plain pid; signals are
+            // blocked, so SIGTTOU cannot stop us if we are not in front.
+            unsafe { libc::tcsetpgrp(0, child) };
+        }
+        let sent = self.forwarding.rewritten(sig);
+        let shown = forwarded(sig, sent);
+        // A stop is the one forwarded signal an operator asks about
+        // afterwards ("did it get the SIGTERM?"): logged at info.
+        let stop = TERMINATING.contains(&sig) && sent != 0;
+        if stop {
+            info!(
+                "forwarding {shown} to {what} (pid {child}){}",
+                if self.term.is_none() {
+                    format!(
+                        "; SIGKILL in {}s if it has not ended",
+                        crate::log::secs(self.grace)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        } else {
+            debug!("forwarding {shown} to {what} (pid {child})");
+        }
+        if sent != 0 {
+            if let Err(err) = self.send(child, sent) {
+                if err.raw_os_error() != Some(libc::ESRCH) {
+                    warn!("cannot forward {shown} to pid {child}: {err}");
                 }
             }
-            // A stop dropped by a rewrite is no stop: no grace period runs.
-            if stop && self.term.is_none() {
-                self.term = Some((sig, Instant::now() + self.grace));
-            }
+        }
+        // A stop dropped by a rewrite is no stop: no grace period runs.
+        if stop && self.term.is_none() {
+            self.term = Some((sig, Instant::now() + self.grace));
         }
     }
 
@@ -253,6 +266,24 @@ impl Supervisor {
                 libc::kill(-child, libc::SIGKILL);
             }
         }
+    }
+}
+
+/// What is forwarded for `sig` when `sent` goes out, for the log.
+fn forwarded(sig: i32, sent: i32) -> String {
+    if sent == sig {
+        signals::name(sig)
+    } else if sent == 0 {
+        format!(
+            "nothing for {} (dropped by --rewrite-signal)",
+            signals::name(sig)
+        )
+    } else {
+        format!(
+            "{} for {} (--rewrite-signal)",
+            signals::name(sent),
+            signals::name(sig)
+        )
     }
 }
 

@@ -122,119 +122,15 @@ fn env_set(env: &mut Vec<(OsString, OsString)>, key: &str, value: &str) {
 /// what `fs` answers; no other I/O.
 pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     let mut notes = Vec::new();
-
-    // Identity: resolve, then decide against who we are.
     let current = facts.current();
-    let target = match &cfg.id.user {
-        Some(spec) => {
-            let db = EtcDb::load(&cfg.id.etc_dir, fs)?;
-            Some(identity::resolve(spec, &db, current.euid)?)
-        }
-        None => None,
-    };
-    let action = identity::decide(&current, target, cfg.require_non_root)?;
-    let cur = &current;
-    let who = match &action {
-        Action::Switch(t) => Who {
-            uid: t.uid,
-            gid: t.gid,
-            groups: merged_groups(t, &cur.groups, cfg.strict_groups, &mut notes),
-        },
-        Action::AlreadyTarget(t) => Who {
-            uid: t.uid,
-            gid: t.gid,
-            groups: cur.groups.clone(),
-        },
-        Action::KeepCurrent => Who {
-            uid: cur.euid,
-            gid: cur.egid,
-            groups: cur.groups.clone(),
-        },
-    };
+    let (action, who) = plan_identity(cfg, &current, fs, &mut notes)?;
     let drop = plan_drop(cfg, facts, &action, &who, &mut notes)?;
-
-    // Working directory and .env.
-    let workdir = match &cfg.workdir {
-        Some(w) if {
-            crate::inputs::doing(format!("looking at the workdir {}", w.display()));
-            is_dir(fs, w)
-        } =>
-        {
-            Some(w.clone())
-        }
-        Some(w) => {
-            return Err(fail(
-                Code::Config,
-                format!("workdir {} does not exist or is not a directory; create it or fix --workdir/SMARTEM_WORKDIR", w.display()),
-            ))
-        }
-        // /app is the SmartEM image's directory: entered for a role, not
-        // when smartem-init is a plain init for a command.
-        None if !cfg.command.is_empty() => None,
-        None => {
-            crate::inputs::doing("looking for /app");
-            Some(PathBuf::from("/app")).filter(|p| is_dir(fs, p))
-        }
-    };
+    let workdir = plan_workdir(cfg, fs)?;
     let mut env = facts.env.clone();
     let mut env_added = Vec::new();
     let dotenv_note = load_dotenv(workdir.as_deref(), &mut env, &mut env_added, fs)?;
-
-    if let Action::Switch(t) | Action::AlreadyTarget(t) = &action {
-        // Say where a value really came from: a uid without a passwd entry
-        // gets defaults, not passwd's word.
-        let (home_from, user_from) = if t.has_passwd_entry {
-            ("passwd".to_string(), "passwd".to_string())
-        } else {
-            (
-                format!("default: uid {} has no passwd entry", t.uid),
-                "the uid: no passwd entry".to_string(),
-            )
-        };
-        for (name, value, source) in [
-            ("HOME", t.home.as_str(), &home_from),
-            ("USER", &t.user_name, &user_from),
-            ("LOGNAME", &t.user_name, &user_from),
-        ] {
-            env_set(&mut env, name, value);
-            env_added.push(EnvNote {
-                name: name.into(),
-                source: source.clone(),
-                value: Some(value.to_string()),
-            });
-        }
-    }
-
-    // What to run.
-    let (role, http_api_port, pre_start_argv, service_argv) = if cfg.command.is_empty() {
-        // The one place ROLE is read: --role, else the environment after
-        // .env (the real environment wins there, as for every variable).
-        let role_value = if cfg.role.is_empty() {
-            env_get(&env, "ROLE")
-                .map(|r| r.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        } else {
-            cfg.role.clone()
-        };
-        let cmds = roles::commands(&RoleInput {
-            role: role_value,
-            api_cmd: cfg.api_cmd.clone(),
-            worker_cmd: cfg.worker_cmd.clone(),
-            migrate_cmd: cfg.migrate_cmd.clone(),
-            skip_migrations: cfg.skip_migrations,
-            http_api_port: env_get(&env, "HTTP_API_PORT").map(|p| p.to_string_lossy().into_owned()),
-            grace: cfg.grace_period,
-        })?;
-        let os = |v: Vec<String>| v.into_iter().map(OsString::from).collect::<Vec<_>>();
-        (
-            Some(cmds.role),
-            cmds.http_api_port,
-            cmds.pre_start.map(os),
-            os(cmds.service),
-        )
-    } else {
-        (None, None, None, cfg.command.clone())
-    };
+    identity_env(&action, &mut env, &mut env_added);
+    let (role, http_api_port, pre_start_argv, service_argv) = what_to_run(cfg, &env)?;
     let cwd = match &workdir {
         Some(w) => w.clone(),
         None => fs.current_dir().map_err(|e| {
@@ -244,10 +140,9 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
             )
         })?,
     };
-    let path_var = env_get(&env, "PATH");
     let mut problems = Vec::new();
     let mut resolve = |argv: Vec<OsString>| -> Cmd {
-        match command::resolve(&argv[0], path_var, &cwd, &who, fs) {
+        match command::resolve(&argv[0], env_get(&env, "PATH"), &cwd, &who, fs) {
             Ok(program) => Cmd { argv, program },
             Err(e) => {
                 problems.push((crate::error::code(&e), format!("{e:#}")));
@@ -258,13 +153,11 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     };
     let pre_start = pre_start_argv.map(&mut resolve);
     let service = resolve(service_argv);
-    let migration = pre_start
-        .as_ref()
-        .or(if role.as_deref() == Some("migrate") {
-            Some(&service)
-        } else {
-            None
-        });
+    let migration = match (&pre_start, role.as_deref()) {
+        (Some(pre), _) => Some(pre),
+        (None, Some("migrate")) => Some(&service),
+        _ => None,
+    };
     let migration_hint = migration.and_then(|m| alembic_hint(&m.argv, &cwd, fs));
     if let Some(hint) = &migration_hint {
         notes.push(hint.clone());
@@ -275,7 +168,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
 
     Ok(Plan {
         pid1: facts.pid == 1,
-        current: current.clone(),
+        current,
         action,
         who,
         drop,
@@ -307,6 +200,136 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     })
 }
 
+/// The user to become (resolved against passwd and group), what to do
+/// about it given who we are, and the service's uid, gid and groups.
+fn plan_identity(
+    cfg: &RunConfig,
+    cur: &Current,
+    fs: &dyn Inputs,
+    notes: &mut Vec<String>,
+) -> Result<(Action, Who)> {
+    let target = match &cfg.id.user {
+        Some(spec) => {
+            let db = EtcDb::load(&cfg.id.etc_dir, fs)?;
+            Some(identity::resolve(spec, &db, cur.euid)?)
+        }
+        None => None,
+    };
+    let action = identity::decide(cur, target, cfg.require_non_root)?;
+    let who = match &action {
+        Action::Switch(t) => Who {
+            uid: t.uid,
+            gid: t.gid,
+            groups: merged_groups(t, &cur.groups, cfg.strict_groups, notes),
+        },
+        Action::AlreadyTarget(t) => Who {
+            uid: t.uid,
+            gid: t.gid,
+            groups: cur.groups.clone(),
+        },
+        Action::KeepCurrent => Who {
+            uid: cur.euid,
+            gid: cur.egid,
+            groups: cur.groups.clone(),
+        },
+    };
+    Ok((action, who))
+}
+
+/// The working directory: the configured one (which must exist), else /app
+/// for a role when the image has it, else none (the current directory).
+fn plan_workdir(cfg: &RunConfig, fs: &dyn Inputs) -> Result<Option<PathBuf>> {
+    match &cfg.workdir {
+        Some(w) if {
+            crate::inputs::doing(format!("looking at the workdir {}", w.display()));
+            is_dir(fs, w)
+        } =>
+        {
+            Ok(Some(w.clone()))
+        }
+        Some(w) => Err(fail(
+            Code::Config,
+            format!("workdir {} does not exist or is not a directory; create it or fix --workdir/SMARTEM_WORKDIR", w.display()),
+        )),
+        // /app is the SmartEM image's directory: entered for a role, not
+        // when smartem-init is a plain init for a command.
+        None if !cfg.command.is_empty() => Ok(None),
+        None => {
+            crate::inputs::doing("looking for /app");
+            Ok(Some(PathBuf::from("/app")).filter(|p| is_dir(fs, p)))
+        }
+    }
+}
+
+/// HOME, USER and LOGNAME of the user switched to, each noted with where
+/// it really came from: a uid without a passwd entry gets defaults, not
+/// passwd's word.
+fn identity_env(action: &Action, env: &mut Vec<(OsString, OsString)>, added: &mut Vec<EnvNote>) {
+    let (Action::Switch(t) | Action::AlreadyTarget(t)) = action else {
+        return;
+    };
+    let (home_from, user_from) = if t.has_passwd_entry {
+        ("passwd".to_string(), "passwd".to_string())
+    } else {
+        (
+            format!("default: uid {} has no passwd entry", t.uid),
+            "the uid: no passwd entry".to_string(),
+        )
+    };
+    for (name, value, source) in [
+        ("HOME", t.home.as_str(), &home_from),
+        ("USER", &t.user_name, &user_from),
+        ("LOGNAME", &t.user_name, &user_from),
+    ] {
+        env_set(env, name, value);
+        added.push(EnvNote {
+            name: name.into(),
+            source: source.clone(),
+            value: Some(value.to_string()),
+        });
+    }
+}
+
+/// The role (with the api's port), the pre-start step and the service's
+/// argv: from the role, or the command given (a plain init).
+type WhatToRun = (
+    Option<String>,
+    Option<u16>,
+    Option<Vec<OsString>>,
+    Vec<OsString>,
+);
+
+fn what_to_run(cfg: &RunConfig, env: &[(OsString, OsString)]) -> Result<WhatToRun> {
+    if !cfg.command.is_empty() {
+        return Ok((None, None, None, cfg.command.clone()));
+    }
+    // The one place ROLE is read: --role, else the environment after .env
+    // (the real environment wins there, as for every variable).
+    let role = if cfg.role.is_empty() {
+        env_get(env, "ROLE")
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        cfg.role.clone()
+    };
+    let cmds = roles::commands(&RoleInput {
+        role,
+        api_cmd: cfg.api_cmd.clone(),
+        worker_cmd: cfg.worker_cmd.clone(),
+        migrate_cmd: cfg.migrate_cmd.clone(),
+        skip_migrations: cfg.skip_migrations,
+        http_api_port: env_get(env, "HTTP_API_PORT").map(|p| p.to_string_lossy().into_owned()),
+        grace: cfg.grace_period,
+    })?;
+    let os = |v: Vec<String>| v.into_iter().map(OsString::from).collect::<Vec<_>>();
+    Ok((
+        Some(cmds.role),
+        cmds.http_api_port,
+        cmds.pre_start.map(os),
+        os(cmds.service),
+    ))
+}
+
 fn plan_drop(
     cfg: &RunConfig,
     facts: &Facts,
@@ -314,8 +337,7 @@ fn plan_drop(
     who: &Who,
     notes: &mut Vec<String>,
 ) -> Result<DropPlan> {
-    let eff = facts.creds.effective;
-    let has = |c: Capability| eff & c.bitmask() != 0;
+    let has = |c: Capability| facts.creds.effective & c.bitmask() != 0;
     let switch_to = match action {
         Action::Switch(t) => {
             if !(has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID)) {
@@ -324,7 +346,7 @@ fn plan_drop(
                     format!(
                         "started as uid 0 without CAP_SETUID/CAP_SETGID (effective: {}), so switching to {} is impossible; \
                          start the container as that user (runAsUser/docker --user) or keep those capabilities",
-                        names(eff),
+                        names(facts.creds.effective),
                         t.describe()
                     ),
                 ));
@@ -333,65 +355,11 @@ fn plan_drop(
         }
         _ => None,
     };
-    let mut skip_setgroups = false;
-    if let (Some(Who { groups, .. }), Action::Switch(t)) = (&switch_to, action) {
-        if groups.len() > facts.ngroups_max {
-            return Err(fail(
-                Code::NoPerm,
-                format!(
-                    "{} is in {} groups, more than this kernel allows (NGROUPS_MAX {}); \
-                     remove some of its memberships in the group file",
-                    t.describe(),
-                    groups.len(),
-                    facts.ngroups_max
-                ),
-            ));
-        }
-        if facts.setgroups_denied {
-            let mut want = groups.clone();
-            let mut have = facts.creds.groups.clone();
-            want.sort_unstable();
-            want.dedup();
-            have.sort_unstable();
-            have.dedup();
-            if want != have {
-                return Err(fail(
-                    Code::NoPerm,
-                    format!(
-                        "switching to {} needs setgroups({}), which this user namespace denies \
-                         (/proc/self/setgroups: deny; the groups now: {}); allow setgroups in the namespace, \
-                         or start with those groups",
-                        t.describe(),
-                        fmt_ids(&want),
-                        fmt_ids(&have)
-                    ),
-                ));
-            }
-            skip_setgroups = true;
-            notes.push(format!(
-                "setgroups left out: this user namespace denies it and the groups already are {}",
-                fmt_ids(&want)
-            ));
-        }
-    }
-    // A kept capability must be one the process has to give.
-    let source = if switch_to.is_some() {
-        facts.creds.bounding
-    } else {
-        facts.creds.permitted
+    let skip_setgroups = match (&switch_to, action) {
+        (Some(w), Action::Switch(t)) => plan_setgroups(facts, t, &w.groups, notes)?,
+        _ => false,
     };
-    for cap in &cfg.keep_caps {
-        if source & cap.bitmask() == 0 {
-            return Err(fail(
-                Code::NoPerm,
-                format!(
-                    "cannot keep {cap}: the process does not have it (has: {}); add it to the container \
-                     (docker --cap-add, securityContext.capabilities.add)",
-                    names(source)
-                ),
-            ));
-        }
-    }
+    check_kept_caps(cfg, facts, switch_to.is_some())?;
     let setpcap = has(Capability::CAP_SETPCAP);
     if !setpcap {
         notes.push(format!(
@@ -411,6 +379,77 @@ fn plan_drop(
         skip_setgroups,
         in_userns: facts.in_userns,
     })
+}
+
+/// Whether the switch to `t` with `groups` can set them: within the
+/// kernel's NGROUPS_MAX, and where a user namespace denies setgroups, only
+/// when they already are the groups (then the call is left out: true).
+fn plan_setgroups(
+    facts: &Facts,
+    t: &Target,
+    groups: &[u32],
+    notes: &mut Vec<String>,
+) -> Result<bool> {
+    if groups.len() > facts.ngroups_max {
+        return Err(fail(
+            Code::NoPerm,
+            format!(
+                "{} is in {} groups, more than this kernel allows (NGROUPS_MAX {}); \
+                 remove some of its memberships in the group file",
+                t.describe(),
+                groups.len(),
+                facts.ngroups_max
+            ),
+        ));
+    }
+    if !facts.setgroups_denied {
+        return Ok(false);
+    }
+    let mut want = groups.to_vec();
+    let mut have = facts.creds.groups.clone();
+    want.sort_unstable();
+    want.dedup();
+    have.sort_unstable();
+    have.dedup();
+    if want != have {
+        return Err(fail(
+            Code::NoPerm,
+            format!(
+                "switching to {} needs setgroups({}), which this user namespace denies \
+                 (/proc/self/setgroups: deny; the groups now: {}); allow setgroups in the namespace, \
+                 or start with those groups",
+                t.describe(),
+                fmt_ids(&want),
+                fmt_ids(&have)
+            ),
+        ));
+    }
+    notes.push(format!(
+        "setgroups left out: this user namespace denies it and the groups already are {}",
+        fmt_ids(&want)
+    ));
+    Ok(true)
+}
+
+/// A kept capability must be one the process has to give: within the
+/// bounding set when switching users, within the permitted set otherwise.
+fn check_kept_caps(cfg: &RunConfig, facts: &Facts, switching: bool) -> Result<()> {
+    let source = if switching {
+        facts.creds.bounding
+    } else {
+        facts.creds.permitted
+    };
+    match cfg.keep_caps.iter().find(|c| source & c.bitmask() == 0) {
+        Some(cap) => Err(fail(
+            Code::NoPerm,
+            format!(
+                "cannot keep {cap}: the process does not have it (has: {}); add it to the container \
+                 (docker --cap-add, securityContext.capabilities.add)",
+                names(source)
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// alembic reads alembic.ini from its working directory unless given -c;

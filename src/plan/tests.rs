@@ -496,3 +496,57 @@ fn a_plain_init_for_a_command_neither_enters_app_nor_checks_dls() {
     let p = build_ok(&c, &root(), &world());
     assert!(p.check_data_dir && p.workdir.is_some(), "a role keeps both");
 }
+
+#[test]
+fn a_bad_data_dir_is_a_warning_unless_required_then_78() {
+    let mut c = cfg();
+    c.id.user = Some("smartem".into());
+    let p = build_ok(&c, &root(), &world());
+    let denied = datadir::Verdict::Denied(Some((0, 0, 0o700)));
+    assert_eq!(
+        p.data_dir_outcome(&datadir::Verdict::Readable).unwrap(),
+        None
+    );
+    assert_eq!(
+        p.data_dir_outcome(&datadir::Verdict::NotChecked).unwrap(),
+        None
+    );
+    let warning = p.data_dir_outcome(&denied).unwrap().expect("a warning");
+    assert!(warning.contains("not readable by uid 5000"), "{warning}");
+    c.require_data_dir = true;
+    let p = build_ok(&c, &root(), &world());
+    for v in [
+        denied,
+        datadir::Verdict::Absent,
+        datadir::Verdict::Stalled(Duration::from_secs(5)),
+    ] {
+        let err = p.data_dir_outcome(&v).unwrap_err();
+        assert_eq!(exit_code(&err), 78, "{v:?}");
+        assert!(
+            format!("{err}").contains("required: --require-data-dir"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        p.data_dir_outcome(&datadir::Verdict::Readable).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn job_control_follows_the_terminal_the_service_is_given() {
+    // Ctrl-Z and fg only mean something with a terminal on stdin; without
+    // one a SIGTSTP is forwarded like any signal.
+    let mut f = root();
+    let p = build_ok(&cfg(), &f, &world());
+    assert!(!p.tty && !p.forwarding.job_control);
+    f.stdin_tty = true;
+    let mut c = cfg();
+    c.forwarding.child_only = true;
+    let p = build_ok(&c, &f, &world());
+    assert!(p.tty && p.forwarding.job_control);
+    assert!(
+        p.forwarding.child_only,
+        "the other forwarding settings are kept"
+    );
+}
