@@ -136,7 +136,7 @@ fn apply(plan: &mut Plan, inherited: &Inherited, facts: &Facts, local: bool) -> 
     // After the drop, threads are harmless (they get the new identity), and
     // every helper before it has finished: deadline::run returns only then.
     if let Some(dir) = plan.workdir.clone() {
-        let uid = plan.who.uid;
+        let uid = plan.ids().uid;
         deadline::run("entering the workdir", plan.io_timeout, local, move || {
             crate::inputs::doing(format!("entering the workdir {}", dir.display()));
             nix::unistd::chdir(dir.as_path()).map_err(|e| {
@@ -176,7 +176,7 @@ fn apply(plan: &mut Plan, inherited: &Inherited, facts: &Facts, local: bool) -> 
             crate::error!(
                 "pre-start step `{}` (in {cwd}, uid {}) failed with exit code {code}; the service was not started{}",
                 shown(&cmd.argv),
-                plan.who.uid,
+                plan.ids().uid,
                 plan.migration_hint
                     .as_ref()
                     .map_or_else(String::new, |h| format!("; hint: {h}"))
@@ -281,7 +281,7 @@ fn start_and_supervise(
     what: &str,
     argv: &[std::ffi::OsString],
 ) -> Result<i32> {
-    let pid = spawn::spawn(prepared, inherited, plan.tty, &plan.who)?;
+    let pid = spawn::spawn(prepared, inherited, plan.tty, plan.ids())?;
     if what == "service" {
         // The service has its working directory (spawn does not share ours:
         // no CLONE_FS); the init itself moves to / so that it pins no
@@ -290,8 +290,8 @@ fn start_and_supervise(
     }
     info!(
         "{what} started as pid {pid}, uid {} gid {}: {}",
-        plan.who.uid,
-        plan.who.gid,
+        plan.ids().uid,
+        plan.ids().gid,
         shown(argv)
     );
     let code = sup.supervise(pid, what);

@@ -4,10 +4,11 @@
 
 use crate::config::DoctorConfig;
 use crate::error::Result;
-use crate::identity::access::{can_list_and_enter, Who};
+use crate::identity::access::can_list_and_enter;
 use crate::identity::creds::names;
 use crate::identity::privileges::DropPlan;
 use crate::identity::Action;
+use crate::identity::Ids;
 use crate::inputs::{mountinfo, procfs};
 use crate::plan::{fmt_ids, Plan};
 use crate::smartem::datadir::{self, Verdict};
@@ -16,7 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The fix for a data-dir verdict, for the service's identity.
-pub fn advice(path: &Path, verdict: &Verdict, who: &Who) -> String {
+pub fn advice(path: &Path, verdict: &Verdict, who: &Ids) -> String {
     let p = path.display();
     match verdict {
         Verdict::Readable | Verdict::NotChecked => "nothing to do".into(),
@@ -31,7 +32,7 @@ pub fn advice(path: &Path, verdict: &Verdict, who: &Who) -> String {
                 fixes.push(format!("run with runAsUser: {owner} (SMARTEM_USER={owner}:{group})"));
             }
             let (gr, gx) = can_list_and_enter(
-                &Who { uid: u32::MAX, gid: *group, groups: vec![] },
+                &Ids { uid: u32::MAX, gid: *group, groups: vec![] },
                 *owner,
                 *group,
                 *mode,
@@ -101,7 +102,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     Ok(if r.problems == 0 { 0 } else { 1 })
 }
 
-/// Who we are and, from the plan run mode would make here (doctor explains
+/// Ids we are and, from the plan run mode would make here (doctor explains
 /// it rather than deciding anew), who the service will be: the plan and
 /// that identity (ours where the settings do not resolve).
 fn identity_rows(
@@ -109,16 +110,16 @@ fn identity_rows(
     cfg: &DoctorConfig,
     facts: &crate::plan::Facts,
     local: bool,
-) -> Result<(Result<Plan>, Who)> {
+) -> Result<(Result<Plan>, Ids)> {
     let cur = facts.current();
     r.section("identity");
     r.row(
         "running as",
         format!(
             "uid={} gid={} groups={}",
-            cur.euid,
-            cur.egid,
-            fmt_ids(&cur.groups)
+            cur.ids.uid,
+            cur.ids.gid,
+            fmt_ids(&cur.ids.groups)
         ),
     );
     let plan = cfg
@@ -134,7 +135,7 @@ fn identity_rows(
     let who = match &plan {
         Ok(p) => {
             plan_rows(r, p);
-            p.who.clone()
+            p.ids().clone()
         }
         Err(e) => {
             r.row(
@@ -150,11 +151,7 @@ fn identity_rows(
                 false,
                 &format!("{e:#} (exit {} at start)", crate::error::exit_code(e)),
             );
-            Who {
-                uid: cur.euid,
-                gid: cur.egid,
-                groups: cur.groups.clone(),
-            }
+            cur.ids.clone()
         }
     };
     Ok((plan, who))
@@ -193,14 +190,14 @@ fn path_sections(
     r: &mut Report,
     cfg: &DoctorConfig,
     facts: &crate::plan::Facts,
-    who: &Who,
+    who: &Ids,
     local: bool,
 ) -> Result<()> {
     let cur = facts.current();
     let mut paths: Vec<PathBuf> = vec![cfg.id.data_dir.clone()];
     paths.extend(cfg.paths.iter().filter(|p| **p != cfg.id.data_dir).cloned());
     for (i, path) in paths.into_iter().enumerate() {
-        let (w, current, mi) = (who.clone(), (cur.euid, cur.egid), facts.mountinfo.clone());
+        let (w, current, mi) = (who.clone(), cur.ids.clone(), facts.mountinfo.clone());
         let p = path.clone();
         let step = format!("checking {}", path.display());
         let rows = crate::deadline::run_or_stalled(&step, cfg.id.io_timeout, local, move || {
@@ -208,7 +205,7 @@ fn path_sections(
                 out: String::new(),
                 problems: 0,
             };
-            path_rows(&mut part, &p, i == 0, &w, current, &mi);
+            path_rows(&mut part, &p, i == 0, &w, &current, &mi);
             part
         })?;
         match rows {
@@ -229,7 +226,7 @@ fn path_sections(
     Ok(())
 }
 
-/// Who the service will be and what it will run, from the plan.
+/// Ids the service will be and what it will run, from the plan.
 fn plan_rows(r: &mut Report, p: &Plan) {
     let configured = match &p.action {
         Action::Switch(t) | Action::AlreadyTarget(t) => {
@@ -237,7 +234,7 @@ fn plan_rows(r: &mut Report, p: &Plan) {
                 "SMARTEM_USER={} -> {} groups={}",
                 t.spec,
                 t.describe(),
-                fmt_ids(&p.who.groups)
+                fmt_ids(&p.ids().groups)
             )
         }
         Action::KeepCurrent => {
@@ -251,14 +248,14 @@ fn plan_rows(r: &mut Report, p: &Plan) {
             if t.has_passwd_entry {
                 format!("{} home={}", t.user_name, t.home)
             } else {
-                format!("none for uid {} (numeric ids work; HOME=/)", t.uid)
+                format!("none for uid {} (numeric ids work; HOME=/)", t.ids.uid)
             },
         );
     }
     let text = match &p.action {
-        Action::Switch(t) => format!("started as root: will switch to uid {}", t.uid),
+        Action::Switch(t) => format!("started as root: will switch to uid {}", t.ids.uid),
         Action::AlreadyTarget(_) => "already the configured user".to_string(),
-        Action::KeepCurrent if p.who.uid == 0 => {
+        Action::KeepCurrent if p.ids().uid == 0 => {
             "the service would run as root (without capabilities); set SMARTEM_USER for production"
                 .to_string()
         }
@@ -348,12 +345,12 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
             "not visible in /proc for another process (the plan: see --dry-run)",
         );
         if let Some(p) = plan {
-            match against_plan(&st, p.who.uid, &p.drop) {
+            match against_plan(&st, p.ids().uid, &p.drop) {
                 Ok(()) => r.verdict(
                     true,
                     &format!(
                         "runs as planned: uid {} everywhere, no_new_privs set, no capability beyond the kept",
-                        p.who.uid
+                        p.ids().uid
                     ),
                 ),
                 Err(what) => r.verdict(
@@ -412,8 +409,8 @@ fn path_rows(
     r: &mut Report,
     path: &Path,
     is_data_dir: bool,
-    who: &Who,
-    current: (u32, u32),
+    who: &Ids,
+    current: &Ids,
     mountinfo: &str,
 ) {
     r.section(&format!(
@@ -538,8 +535,8 @@ mod tests {
         );
     }
 
-    fn who(uid: u32) -> Who {
-        Who {
+    fn who(uid: u32) -> Ids {
+        Ids {
             uid,
             gid: uid,
             groups: vec![],

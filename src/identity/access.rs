@@ -4,17 +4,11 @@
 //! answer for root instead. Capabilities are not counted: the service has
 //! none (bar --keep-cap), so the mode bits decide.
 
+use crate::identity::Ids;
 use crate::inputs::{Inputs, Kind, Meta};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Who {
-    pub uid: u32,
-    pub gid: u32,
-    pub groups: Vec<u32>,
-}
-
 /// The rwx triplet of `mode` that applies to `who` (owner, group or other).
-pub fn bits_for(who: &Who, owner: u32, group: u32, mode: u32) -> u32 {
+pub fn bits_for(who: &Ids, owner: u32, group: u32, mode: u32) -> u32 {
     if who.uid == owner {
         (mode >> 6) & 7
     } else if who.gid == group || who.groups.contains(&group) {
@@ -24,12 +18,12 @@ pub fn bits_for(who: &Who, owner: u32, group: u32, mode: u32) -> u32 {
     }
 }
 
-pub fn can_exec(who: &Who, meta: &Meta) -> bool {
+pub fn can_exec(who: &Ids, meta: &Meta) -> bool {
     meta.kind == Kind::File && bits_for(who, meta.uid, meta.gid, meta.mode) & 1 != 0
 }
 
 /// Listing a directory needs r, entering it needs x.
-pub fn can_list_and_enter(who: &Who, owner: u32, group: u32, mode: u32) -> (bool, bool) {
+pub fn can_list_and_enter(who: &Ids, owner: u32, group: u32, mode: u32) -> (bool, bool) {
     let b = bits_for(who, owner, group, mode);
     (b & 4 != 0, b & 1 != 0)
 }
@@ -40,7 +34,7 @@ pub fn can_list_and_enter(who: &Who, owner: u32, group: u32, mode: u32) -> (bool
 /// walked, since exec needs search permission on the directories of each.
 /// None when the mode bits allow it (a noexec mount or a bad format can
 /// still refuse).
-pub fn exec_denied_by(who: &Who, path: &std::path::Path, fs: &dyn Inputs) -> Option<String> {
+pub fn exec_denied_by(who: &Ids, path: &std::path::Path, fs: &dyn Inputs) -> Option<String> {
     let real = fs.canonicalize(path).ok();
     // The resolved path first, so a denying directory is named by its real
     // name rather than by a symlink to it.
@@ -81,8 +75,8 @@ pub fn exec_denied_by(who: &Who, path: &std::path::Path, fs: &dyn Inputs) -> Opt
 mod tests {
     use super::*;
 
-    fn who(uid: u32, gid: u32, groups: &[u32]) -> Who {
-        Who {
+    fn who(uid: u32, gid: u32, groups: &[u32]) -> Ids {
+        Ids {
             uid,
             gid,
             groups: groups.to_vec(),

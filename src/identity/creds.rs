@@ -3,6 +3,7 @@
 //! them (the plan, the drop's verification, doctor); only
 //! `identity::privileges` changes them.
 
+use crate::identity::{Current, Ids};
 use caps::Capability;
 use std::io;
 
@@ -27,9 +28,8 @@ pub fn caps_in(mask: CapMask) -> Vec<Capability> {
 /// Credentials as read back from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CredState {
-    pub uids: (u32, u32, u32),
-    pub gids: (u32, u32, u32),
-    pub groups: Vec<u32>,
+    /// The ids: real, effective (with the groups) and saved.
+    pub current: Current,
     pub effective: CapMask,
     pub permitted: CapMask,
     pub inheritable: CapMask,
@@ -125,17 +125,17 @@ pub fn read_state() -> io::Result<CredState> {
         return Err(io::Error::last_os_error());
     }
     Ok(CredState {
-        uids: (
-            uids.real.as_raw(),
-            uids.effective.as_raw(),
-            uids.saved.as_raw(),
-        ),
-        gids: (
-            gids.real.as_raw(),
-            gids.effective.as_raw(),
-            gids.saved.as_raw(),
-        ),
-        groups,
+        current: Current {
+            ids: Ids {
+                uid: uids.effective.as_raw(),
+                gid: gids.effective.as_raw(),
+                groups,
+            },
+            ruid: uids.real.as_raw(),
+            suid: uids.saved.as_raw(),
+            rgid: gids.real.as_raw(),
+            sgid: gids.saved.as_raw(),
+        },
         effective: join(data[0].effective, data[1].effective),
         permitted: join(data[0].permitted, data[1].permitted),
         inheritable: join(data[0].inheritable, data[1].inheritable),

@@ -1,4 +1,4 @@
-//! Who the service runs as: `USER[:GROUP]` resolved against the parsed
+//! Ids the service runs as: `USER[:GROUP]` resolved against the parsed
 //! passwd/group files, and the decision of what to do given who we are
 //! now. Pure: the current identity comes in as a value.
 
@@ -10,15 +10,29 @@ pub mod privileges;
 use crate::error::{fail, Code, Result};
 use crate::identity::etc_files::{parse_id_str, EtcDb};
 
-/// The identity the service (and smartem-init itself) will run as.
+/// uid, gid and supplementary groups: who a process is or will be. The
+/// one identity type, from resolution through the drop, its verification,
+/// the data-dir check and doctor; embedded where more is known.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Ids {
+    pub fn describe(&self) -> String {
+        format!("uid={} gid={}", self.uid, self.gid)
+    }
+}
+
+/// The identity the service (and smartem-init itself) will run as, as
+/// resolved: its groups are the /etc/group memberships (sorted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The spec as given, for messages.
     pub spec: String,
-    pub uid: u32,
-    pub gid: u32,
-    /// Supplementary groups from /etc/group membership, sorted.
-    pub groups: Vec<u32>,
+    pub ids: Ids,
     /// passwd name, or the uid as text when there is no entry.
     pub user_name: String,
     /// HOME: the passwd entry's, or `/` without one (as gosu does).
@@ -28,34 +42,22 @@ pub struct Target {
 
 impl Target {
     pub fn describe(&self) -> String {
-        format!("uid={} gid={} ({})", self.uid, self.gid, self.user_name)
+        format!(
+            "uid={} gid={} ({})",
+            self.ids.uid, self.ids.gid, self.user_name
+        )
     }
 }
 
-/// The process's credentials at start, read once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A process's ids: the effective uid and gid with the groups (`ids`),
+/// and the real and saved ones beside them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Current {
+    pub ids: Ids,
     pub ruid: u32,
-    pub euid: u32,
     pub suid: u32,
     pub rgid: u32,
-    pub egid: u32,
     pub sgid: u32,
-    pub groups: Vec<u32>,
-}
-
-impl From<&crate::identity::creds::CredState> for Current {
-    fn from(c: &crate::identity::creds::CredState) -> Current {
-        Current {
-            ruid: c.uids.0,
-            euid: c.uids.1,
-            suid: c.uids.2,
-            rgid: c.gids.0,
-            egid: c.gids.1,
-            sgid: c.gids.2,
-            groups: c.groups.clone(),
-        }
-    }
 }
 
 impl Current {
@@ -66,18 +68,20 @@ impl Current {
         let u = nix::unistd::getresuid().map_err(e)?;
         let g = nix::unistd::getresgid().map_err(e)?;
         Ok(Current {
+            ids: Ids {
+                uid: u.effective.as_raw(),
+                gid: g.effective.as_raw(),
+                groups: vec![],
+            },
             ruid: u.real.as_raw(),
-            euid: u.effective.as_raw(),
             suid: u.saved.as_raw(),
             rgid: g.real.as_raw(),
-            egid: g.effective.as_raw(),
             sgid: g.saved.as_raw(),
-            groups: vec![],
         })
     }
 
     pub fn describe(&self) -> String {
-        format!("uid={} gid={}", self.euid, self.egid)
+        self.ids.describe()
     }
 }
 
@@ -181,12 +185,14 @@ pub fn resolve(spec: &str, db: &EtcDb, current_uid: u32) -> Result<Target> {
 
     Ok(Target {
         spec: spec.to_string(),
-        uid,
-        gid,
-        groups: entry
-            .as_ref()
-            .map(|e| db.memberships(&e.name))
-            .unwrap_or_default(),
+        ids: Ids {
+            uid,
+            gid,
+            groups: entry
+                .as_ref()
+                .map(|e| db.memberships(&e.name))
+                .unwrap_or_default(),
+        },
         user_name: entry
             .as_ref()
             .map_or_else(|| uid.to_string(), |e| e.name.clone()),
@@ -205,16 +211,16 @@ fn is_number(s: &str) -> bool {
 
 /// Refuses a setuid/setgid installation: smartem-init is not a sudo.
 pub fn check_not_setuid(cur: &Current) -> Result<()> {
-    if cur.ruid != cur.euid || cur.rgid != cur.egid {
+    if cur.ruid != cur.ids.uid || cur.rgid != cur.ids.gid {
         // Only the ids are known here: differing uids are most likely the
         // setuid bit, differing gids alone the setgid bit or a caller that
         // set them apart (setpriv --egid, sg). Say which ids differ.
-        let which = match (cur.ruid != cur.euid, cur.rgid != cur.egid) {
+        let which = match (cur.ruid != cur.ids.uid, cur.rgid != cur.ids.gid) {
             (true, true) => "real and effective uid and gid differ",
             (true, false) => "real and effective uid differ",
             _ => "real and effective gid differ",
         };
-        let cause = if cur.ruid != cur.euid {
+        let cause = if cur.ruid != cur.ids.uid {
             "smartem-init is probably installed setuid: remove the bit with chmod u-s"
         } else {
             "smartem-init is installed setgid (remove the bit with chmod g-s) or was started with \
@@ -224,7 +230,7 @@ pub fn check_not_setuid(cur: &Current) -> Result<()> {
             Code::NoPerm,
             format!(
                 "{which} (real uid {} gid {}, effective uid {} gid {}); refusing to run, it is not a sudo: {cause}",
-                cur.ruid, cur.rgid, cur.euid, cur.egid
+                cur.ruid, cur.rgid, cur.ids.uid, cur.ids.gid
             ),
         ));
     }
@@ -235,8 +241,8 @@ pub fn check_not_setuid(cur: &Current) -> Result<()> {
 pub fn decide(cur: &Current, target: Option<Target>, require_non_root: bool) -> Result<Action> {
     let action = match target {
         None => Action::KeepCurrent,
-        Some(t) if cur.euid == 0 => Action::Switch(t),
-        Some(t) if t.uid == cur.euid && t.uid == cur.ruid && t.uid == cur.suid && t.gid == cur.egid => {
+        Some(t) if cur.ids.uid == 0 => Action::Switch(t),
+        Some(t) if t.ids.uid == cur.ids.uid && t.ids.uid == cur.ruid && t.ids.uid == cur.suid && t.ids.gid == cur.ids.gid => {
             Action::AlreadyTarget(t)
         }
         Some(t) => {
@@ -249,18 +255,18 @@ pub fn decide(cur: &Current, target: Option<Target>, require_non_root: bool) -> 
                     cur.describe(),
                     t.describe(),
                     t.spec,
-                    t.uid,
-                    t.gid,
-                    t.uid,
-                    t.gid
+                    t.ids.uid,
+                    t.ids.gid,
+                    t.ids.uid,
+                    t.ids.gid
                 ),
             ))
         }
     };
     if require_non_root {
         let final_uid = match &action {
-            Action::Switch(t) | Action::AlreadyTarget(t) => t.uid,
-            Action::KeepCurrent => cur.euid,
+            Action::Switch(t) | Action::AlreadyTarget(t) => t.ids.uid,
+            Action::KeepCurrent => cur.ids.uid,
         };
         if final_uid == 0 {
             return Err(fail(
@@ -300,7 +306,7 @@ mod tests {
 
     fn ids(spec: &str) -> (u32, u32, Vec<u32>, String) {
         let t = resolve(spec, &db(), 4242).unwrap();
-        (t.uid, t.gid, t.groups, t.home)
+        (t.ids.uid, t.ids.gid, t.ids.groups, t.home)
     }
 
     #[test]
@@ -329,12 +335,12 @@ mod tests {
     fn numeric_uid_without_entry_gets_its_own_number_as_gid() {
         let t = resolve("1000", &db(), 4242).unwrap();
         assert_eq!(
-            (t.uid, t.gid, t.home.as_str(), t.user_name.as_str()),
+            (t.ids.uid, t.ids.gid, t.home.as_str(), t.user_name.as_str()),
             (1000, 1000, "/", "1000")
         );
-        assert!(t.groups.is_empty());
+        assert!(t.ids.groups.is_empty());
         assert!(!t.has_passwd_entry);
-        assert_eq!(resolve("1000:7", &db(), 4242).unwrap().gid, 7);
+        assert_eq!(resolve("1000:7", &db(), 4242).unwrap().ids.gid, 7);
     }
 
     #[test]
@@ -361,13 +367,15 @@ mod tests {
 
     fn cur(uid: u32, gid: u32) -> Current {
         Current {
+            ids: Ids {
+                uid,
+                gid,
+                groups: vec![],
+            },
             ruid: uid,
-            euid: uid,
             suid: uid,
             rgid: gid,
-            egid: gid,
             sgid: gid,
-            groups: vec![],
         }
     }
 
@@ -411,10 +419,10 @@ mod tests {
     #[test]
     fn setuid_installation_is_refused() {
         let mut c = cur(1000, 1000);
-        c.euid = 0;
+        c.ids.uid = 0;
         assert_eq!(exit_code(&check_not_setuid(&c).unwrap_err()), 77);
         let mut c = cur(1000, 1000);
-        c.egid = 0;
+        c.ids.gid = 0;
         assert_eq!(exit_code(&check_not_setuid(&c).unwrap_err()), 77);
     }
 
@@ -422,12 +430,12 @@ mod tests {
     fn gosu_short_forms() {
         // USER: is the user's own group, like USER.
         let t = resolve("smartem:", &db(), 4242).unwrap();
-        assert_eq!((t.uid, t.gid), (5000, 5000));
+        assert_eq!((t.ids.uid, t.ids.gid), (5000, 5000));
         // :GROUP is the current user with that group (number or name).
         let t = resolve(":7", &db(), 4242).unwrap();
-        assert_eq!((t.uid, t.gid), (4242, 7));
+        assert_eq!((t.ids.uid, t.ids.gid), (4242, 7));
         let t = resolve(":smartem", &db(), 1000).unwrap();
-        assert_eq!((t.uid, t.gid), (1000, 5000));
+        assert_eq!((t.ids.uid, t.ids.gid), (1000, 5000));
         assert_eq!(exit_code(&resolve(":nosuch", &db(), 1000).unwrap_err()), 67);
         assert_eq!(exit_code(&resolve(":", &db(), 1000).unwrap_err()), 64);
     }

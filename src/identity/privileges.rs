@@ -4,8 +4,8 @@
 //! (youki's pattern); `RealSys` is the thin layer over nix/caps/libc.
 
 use crate::error::{fail, Code, Result};
-use crate::identity::access::Who;
 use crate::identity::creds::{mask_of, names, read_state, CredState};
+use crate::identity::Ids;
 use caps::{CapSet, Capability, CapsHashSet};
 use std::io;
 
@@ -32,7 +32,7 @@ pub const LOCKED_SECUREBITS: u32 = SECBIT_NOROOT
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropPlan {
     /// uid, gid and supplementary groups to switch to (started as root).
-    pub switch_to: Option<Who>,
+    pub switch_to: Option<Ids>,
     /// Kept as permitted, effective, inheritable and ambient.
     pub keep: Vec<Capability>,
     /// Bounding set reduced to `keep` (needs CAP_SETPCAP).
@@ -125,7 +125,7 @@ pub fn drop_privileges(sys: &mut dyn Sys, plan: &DropPlan) -> Result<()> {
             .map_err(|e| step_failed("prctl(PR_SET_SECUREBITS)", e, need_root_caps))?;
     }
 
-    if let Some(Who { uid, gid, groups }) = &plan.switch_to {
+    if let Some(Ids { uid, gid, groups }) = &plan.switch_to {
         // Groups, then gid, then uid: the first two need CAP_SETGID, which
         // the uid change drops. setgroups() is skipped only where the user
         // namespace denies it and the groups already are the target's (the
@@ -201,18 +201,20 @@ pub fn verify(sys: &mut dyn Sys, plan: &DropPlan, start: &CredState) -> Result<(
         )
     };
     // The identity the plan switched to, or the one it started with.
-    let Who { uid, gid, groups } = plan.switch_to.clone().unwrap_or(Who {
-        uid: start.uids.1,
-        gid: start.gids.1,
-        groups: start.groups.clone(),
-    });
-    if st.uids != (uid, uid, uid) {
-        return Err(bad(format!("uids are {:?}, expected all {uid}", st.uids)));
+    let Ids { uid, gid, groups } = plan
+        .switch_to
+        .clone()
+        .unwrap_or_else(|| start.current.ids.clone());
+    let c = &st.current;
+    if [c.ruid, c.ids.uid, c.suid] != [uid; 3] {
+        let uids = (c.ruid, c.ids.uid, c.suid);
+        return Err(bad(format!("uids are {uids:?}, expected all {uid}")));
     }
-    if st.gids != (gid, gid, gid) {
-        return Err(bad(format!("gids are {:?}, expected all {gid}", st.gids)));
+    if [c.rgid, c.ids.gid, c.sgid] != [gid; 3] {
+        let gids = (c.rgid, c.ids.gid, c.sgid);
+        return Err(bad(format!("gids are {gids:?}, expected all {gid}")));
     }
-    let mut got = st.groups.clone();
+    let mut got = c.ids.groups.clone();
     got.sort_unstable();
     let mut want = groups;
     want.sort_unstable();
@@ -350,7 +352,13 @@ mod tests {
                 fail_on: None,
                 lie_about: None,
                 state: CredState {
-                    groups: vec![0, 1, 2],
+                    current: crate::identity::Current {
+                        ids: Ids {
+                            groups: vec![0, 1, 2],
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
                     effective: all,
                     permitted: all,
                     bounding: all,
@@ -393,19 +401,21 @@ mod tests {
         }
         fn setgroups(&mut self, gids: &[u32]) -> io::Result<()> {
             if self.call(&format!("setgroups{gids:?}"))? {
-                self.state.groups = gids.to_vec();
+                self.state.current.ids.groups = gids.to_vec();
             }
             Ok(())
         }
         fn setresgid(&mut self, gid: u32) -> io::Result<()> {
             if self.call(&format!("setresgid={gid}"))? {
-                self.state.gids = (gid, gid, gid);
+                let c = &mut self.state.current;
+                (c.rgid, c.ids.gid, c.sgid) = (gid, gid, gid);
             }
             Ok(())
         }
         fn setresuid(&mut self, uid: u32) -> io::Result<()> {
             if self.call(&format!("setresuid={uid}"))? {
-                self.state.uids = (uid, uid, uid);
+                let c = &mut self.state.current;
+                (c.ruid, c.ids.uid, c.suid) = (uid, uid, uid);
             }
             Ok(())
         }
@@ -446,7 +456,7 @@ mod tests {
         DropPlan {
             skip_setgroups: false,
             in_userns: false,
-            switch_to: Some(Who {
+            switch_to: Some(Ids {
                 uid: 5000,
                 gid: 5000,
                 groups: vec![6000],

@@ -80,7 +80,7 @@ pub fn spawn(
     p: &Prepared,
     inherited: &Inherited,
     tty: bool,
-    who: &crate::identity::access::Who,
+    who: &crate::identity::Ids,
 ) -> Result<libc::pid_t> {
     let mut stack = vec![0u8; CHILD_STACK];
     let mut args = ChildArgs {

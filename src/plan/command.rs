@@ -3,7 +3,8 @@
 //! decided before anything privileged happens.
 
 use crate::error::{fail, Code, Result};
-use crate::identity::access::{can_exec, exec_denied_by, Who};
+use crate::identity::access::{can_exec, exec_denied_by};
+use crate::identity::Ids;
 use crate::inputs::{Inputs, Kind};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -18,7 +19,7 @@ pub fn resolve(
     program: &OsStr,
     path_var: Option<&OsStr>,
     cwd: &Path,
-    who: &Who,
+    who: &Ids,
     fs: &dyn Inputs,
 ) -> Result<PathBuf> {
     let shown = Path::new(program).display().to_string();
@@ -97,7 +98,7 @@ fn denied(shown: &str, path: &Path, why: &str) -> anyhow::Error {
     )
 }
 
-fn not_executable(shown: &str, path: &Path, who: &Who) -> anyhow::Error {
+fn not_executable(shown: &str, path: &Path, who: &Ids) -> anyhow::Error {
     fail(
         Code::CantExec,
         format!(
@@ -116,8 +117,8 @@ mod tests {
     use crate::inputs::Fs;
     use std::os::unix::fs::PermissionsExt;
 
-    fn who() -> Who {
-        Who {
+    fn who() -> Ids {
+        Ids {
             uid: 4242,
             gid: 4242,
             groups: vec![],
@@ -170,7 +171,7 @@ mod tests {
     fn relative_paths_resolve_against_the_workdir() {
         let a = tempfile::tempdir().unwrap();
         let p = file(a.path(), "run", 0o700);
-        let me = Who {
+        let me = Ids {
             uid: nix::unistd::geteuid().as_raw(),
             ..who()
         };

@@ -9,10 +9,10 @@ pub use render::fmt_ids;
 
 use crate::config::RunConfig;
 use crate::error::{fail, Code, Result};
-use crate::identity::access::Who;
 use crate::identity::creds::{caps_in, names, CredState};
 use crate::identity::etc_files::EtcDb;
 use crate::identity::privileges::DropPlan;
+use crate::identity::Ids;
 use crate::identity::{self, Action, Current, Target};
 use crate::inputs::{Inputs, Kind};
 use crate::smartem::roles::{self, RoleInput};
@@ -44,8 +44,8 @@ pub struct Facts {
 
 impl Facts {
     /// The ids and groups part of `creds`.
-    pub fn current(&self) -> Current {
-        Current::from(&self.creds)
+    pub fn current(&self) -> &Current {
+        &self.creds.current
     }
 }
 
@@ -68,10 +68,10 @@ pub struct EnvNote {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub pid1: bool,
-    pub current: Current,
+    /// Who we are at start (effective ids and groups).
+    pub current: Ids,
     pub action: Action,
-    /// uid, gid and groups the service will have.
-    pub who: Who,
+    /// The switch (to the service's ids, `ids()`), if any.
     pub drop: DropPlan,
     pub role: Option<String>,
     /// The api role's port (HTTP_API_PORT after .env), checked once here:
@@ -123,8 +123,9 @@ fn env_set(env: &mut Vec<(OsString, OsString)>, key: &str, value: &str) {
 pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     let mut notes = Vec::new();
     let current = facts.current();
-    let (action, who) = plan_identity(cfg, &current, fs, &mut notes)?;
-    let drop = plan_drop(cfg, facts, &action, &who, &mut notes)?;
+    let (action, switch_to) = plan_identity(cfg, current, fs, &mut notes)?;
+    let drop = plan_drop(cfg, facts, &action, switch_to, &mut notes)?;
+    let ids = drop.switch_to.as_ref().unwrap_or(&current.ids);
     let workdir = plan_workdir(cfg, fs)?;
     let mut env = facts.env.clone();
     let mut env_added = Vec::new();
@@ -142,7 +143,7 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
     };
     let mut problems = Vec::new();
     let mut resolve = |argv: Vec<OsString>| -> Cmd {
-        match command::resolve(&argv[0], env_get(&env, "PATH"), &cwd, &who, fs) {
+        match command::resolve(&argv[0], env_get(&env, "PATH"), &cwd, ids, fs) {
             Ok(program) => Cmd { argv, program },
             Err(e) => {
                 problems.push((crate::error::code(&e), format!("{e:#}")));
@@ -168,9 +169,8 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
 
     Ok(Plan {
         pid1: facts.pid == 1,
-        current,
+        current: current.ids.clone(),
         action,
-        who,
         drop,
         role,
         http_api_port,
@@ -201,39 +201,31 @@ pub fn build(cfg: &RunConfig, facts: &Facts, fs: &dyn Inputs) -> Result<Plan> {
 }
 
 /// The user to become (resolved against passwd and group), what to do
-/// about it given who we are, and the service's uid, gid and groups.
+/// about it given who we are, and the ids a switch gives the service (none
+/// without a switch: it keeps ours, which already are the user's when
+/// `AlreadyTarget`).
 fn plan_identity(
     cfg: &RunConfig,
     cur: &Current,
     fs: &dyn Inputs,
     notes: &mut Vec<String>,
-) -> Result<(Action, Who)> {
+) -> Result<(Action, Option<Ids>)> {
     let target = match &cfg.id.user {
         Some(spec) => {
             let db = EtcDb::load(&cfg.id.etc_dir, fs)?;
-            Some(identity::resolve(spec, &db, cur.euid)?)
+            Some(identity::resolve(spec, &db, cur.ids.uid)?)
         }
         None => None,
     };
     let action = identity::decide(cur, target, cfg.require_non_root)?;
-    let who = match &action {
-        Action::Switch(t) => Who {
-            uid: t.uid,
-            gid: t.gid,
-            groups: merged_groups(t, &cur.groups, cfg.strict_groups, notes),
-        },
-        Action::AlreadyTarget(t) => Who {
-            uid: t.uid,
-            gid: t.gid,
-            groups: cur.groups.clone(),
-        },
-        Action::KeepCurrent => Who {
-            uid: cur.euid,
-            gid: cur.egid,
-            groups: cur.groups.clone(),
-        },
+    let switch_to = match &action {
+        Action::Switch(t) => Some(Ids {
+            groups: merged_groups(t, &cur.ids.groups, cfg.strict_groups, notes),
+            ..t.ids.clone()
+        }),
+        Action::AlreadyTarget(_) | Action::KeepCurrent => None,
     };
-    Ok((action, who))
+    Ok((action, switch_to))
 }
 
 /// The working directory: the configured one (which must exist), else /app
@@ -272,7 +264,7 @@ fn identity_env(action: &Action, env: &mut Vec<(OsString, OsString)>, added: &mu
         ("passwd".to_string(), "passwd".to_string())
     } else {
         (
-            format!("default: uid {} has no passwd entry", t.uid),
+            format!("default: uid {} has no passwd entry", t.ids.uid),
             "the uid: no passwd entry".to_string(),
         )
     };
@@ -334,14 +326,13 @@ fn plan_drop(
     cfg: &RunConfig,
     facts: &Facts,
     action: &Action,
-    who: &Who,
+    switch_to: Option<Ids>,
     notes: &mut Vec<String>,
 ) -> Result<DropPlan> {
     let has = |c: Capability| facts.creds.effective & c.bitmask() != 0;
-    let switch_to = match action {
-        Action::Switch(t) => {
-            if !(has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID)) {
-                return Err(fail(
+    if let Action::Switch(t) = action {
+        if !(has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID)) {
+            return Err(fail(
                     Code::NoPerm,
                     format!(
                         "started as uid 0 without CAP_SETUID/CAP_SETGID (effective: {}), so switching to {} is impossible; \
@@ -350,11 +341,8 @@ fn plan_drop(
                         t.describe()
                     ),
                 ));
-            }
-            Some(who.clone())
         }
-        _ => None,
-    };
+    }
     let skip_setgroups = match (&switch_to, action) {
         (Some(w), Action::Switch(t)) => plan_setgroups(facts, t, &w.groups, notes)?,
         _ => false,
@@ -406,7 +394,7 @@ fn plan_setgroups(
         return Ok(false);
     }
     let mut want = groups.to_vec();
-    let mut have = facts.creds.groups.clone();
+    let mut have = facts.creds.current.ids.groups.clone();
     want.sort_unstable();
     want.dedup();
     have.sort_unstable();
@@ -488,23 +476,24 @@ pub fn merged_groups(
     strict: bool,
     notes: &mut Vec<String>,
 ) -> Vec<u32> {
-    let mut groups = t.groups.clone();
+    let mut groups = t.ids.groups.clone();
     let added: Vec<u32> = if strict {
         vec![]
     } else {
         runtime
             .iter()
             .copied()
-            .filter(|g| (*g != 0 || t.gid == 0) && !t.groups.contains(g))
+            .filter(|g| (*g != 0 || t.ids.gid == 0) && !t.ids.groups.contains(g))
             .collect()
     };
     groups.extend(&added);
     groups.sort_unstable();
     groups.dedup();
-    if !added.is_empty() || (strict && runtime.iter().any(|g| *g != 0 && !t.groups.contains(g))) {
+    if !added.is_empty() || (strict && runtime.iter().any(|g| *g != 0 && !t.ids.groups.contains(g)))
+    {
         notes.push(format!(
             "supplementary groups: {} from the group file, {} from the runtime (fsGroup, supplementalGroups, --group-add){}",
-            fmt_ids(&t.groups),
+            fmt_ids(&t.ids.groups),
             if strict { "none".to_string() } else { fmt_ids(&added) },
             if strict { "; --strict-groups drops the runtime's" } else { "; --strict-groups keeps only the group file's" }
         ));
@@ -581,7 +570,7 @@ impl Plan {
         if verdict.is_ok() {
             return Ok(None);
         }
-        let msg = verdict.describe(&self.data_dir, self.who.uid);
+        let msg = verdict.describe(&self.data_dir, self.ids().uid);
         if self.require_data_dir {
             Err(fail(
                 Code::Config,
@@ -594,8 +583,12 @@ impl Plan {
 
     /// The data-dir verdict predicted without becoming the service's user.
     pub fn predict_data_dir(&self, fs: &dyn Inputs) -> datadir::Verdict {
-        let current = (self.current.euid, self.current.egid);
-        datadir::assess(&self.data_dir, &self.who, current, fs).0
+        datadir::assess(&self.data_dir, self.ids(), &self.current, fs).0
+    }
+
+    /// The service's uid, gid and groups: the switch's, or ours kept.
+    pub fn ids(&self) -> &Ids {
+        self.drop.switch_to.as_ref().unwrap_or(&self.current)
     }
 }
 

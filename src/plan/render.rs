@@ -62,7 +62,7 @@ impl Plan {
         );
         row("signals", self.signals_line());
         row("identity", self.identity_line());
-        row("groups", fmt_ids(&self.who.groups));
+        row("groups", fmt_ids(&self.ids().groups));
         let keep = names(mask_of(&self.drop.keep));
         row(
             "capabilities",
@@ -111,7 +111,7 @@ impl Plan {
                 } else {
                     "warning only"
                 },
-                data_dir.describe(&self.data_dir, self.who.uid)
+                data_dir.describe(&self.data_dir, self.ids().uid)
             ),
         );
         row(
@@ -146,7 +146,7 @@ impl Plan {
         };
         let target = match &self.action {
             Action::Switch(t) | Action::AlreadyTarget(t) => json!({
-                "spec": t.spec, "uid": t.uid, "gid": t.gid, "user": t.user_name, "home": t.home,
+                "spec": t.spec, "uid": t.ids.uid, "gid": t.ids.gid, "user": t.user_name, "home": t.home,
                 "has_passwd_entry": t.has_passwd_entry,
             }),
             Action::KeepCurrent => serde_json::Value::Null,
@@ -166,11 +166,11 @@ impl Plan {
             },
             "identity": {
                 "action": action,
-                "current": {"uid": self.current.euid, "gid": self.current.egid, "groups": self.current.groups},
+                "current": {"uid": self.current.uid, "gid": self.current.gid, "groups": self.current.groups},
                 "target": target,
-                "uid": self.who.uid,
-                "gid": self.who.gid,
-                "groups": self.who.groups,
+                "uid": self.ids().uid,
+                "gid": self.ids().gid,
+                "groups": self.ids().groups,
             },
             "capabilities": {
                 "effective": keep, "permitted": keep, "inheritable": keep, "ambient": keep,
@@ -190,7 +190,7 @@ impl Plan {
                 "timeout_secs": self.data_dir_timeout.as_secs_f64(),
                 "ok": data_dir.is_ok(),
                 "checked": self.check_data_dir,
-                "verdict": data_dir.describe(&self.data_dir, self.who.uid),
+                "verdict": data_dir.describe(&self.data_dir, self.ids().uid),
             },
             "confinement": self.confinement_json(),
             "grace_period_secs": self.grace.as_secs_f64(),

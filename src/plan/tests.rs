@@ -49,9 +49,17 @@ fn facts(uid: u32, gid: u32, groups: &[u32], caps: u64) -> Facts {
     Facts {
         pid: 1,
         creds: CredState {
-            uids: (uid, uid, uid),
-            gids: (gid, gid, gid),
-            groups: groups.to_vec(),
+            current: crate::identity::Current {
+                ids: crate::identity::Ids {
+                    uid,
+                    gid,
+                    groups: groups.to_vec(),
+                },
+                ruid: uid,
+                suid: uid,
+                rgid: gid,
+                sgid: gid,
+            },
             effective: caps,
             permitted: caps,
             inheritable: 0,
@@ -130,7 +138,7 @@ fn no_user_keeps_the_current_identity() {
     let p = build_ok(&cfg(), &facts(1234, 1234, &[7], 0), &world());
     assert!(matches!(p.action, Action::KeepCurrent));
     assert_eq!(
-        (p.who.uid, p.who.gid, p.who.groups.clone()),
+        (p.ids().uid, p.ids().gid, p.ids().groups.clone()),
         (1234, 1234, vec![7])
     );
     assert_eq!(env_of(&p, "HOME"), None, "no passwd HOME without a user");
@@ -142,15 +150,15 @@ fn root_with_a_name_switches_with_its_memberships_and_passwd_home() {
     c.id.user = Some("smartem".into());
     let p = build_ok(&c, &root(), &world());
     assert!(matches!(p.action, Action::Switch(_)));
-    assert_eq!((p.who.uid, p.who.gid), (5000, 5000));
+    assert_eq!((p.ids().uid, p.ids().gid), (5000, 5000));
     assert_eq!(
-        p.who.groups,
+        p.ids().groups,
         vec![6000],
         "exactly the group file's memberships"
     );
     assert_eq!(
         p.drop.switch_to.as_ref(),
-        Some(&p.who),
+        Some(p.ids()),
         "one identity from plan to drop"
     );
     assert_eq!(env_of(&p, "HOME"), Some("/home/smartem"));
@@ -167,7 +175,7 @@ fn runtime_groups_are_merged_on_a_root_start_but_never_group_0_or_with_strict() 
     let f = facts(0, 0, &[0, 7000], ALL_CAPS);
     let p = build_ok(&c, &f, &world());
     assert_eq!(
-        p.who.groups,
+        p.ids().groups,
         vec![6000, 7000],
         "memberships plus runtime, not 0"
     );
@@ -180,11 +188,11 @@ fn runtime_groups_are_merged_on_a_root_start_but_never_group_0_or_with_strict() 
         p.notes
     );
     c.strict_groups = true;
-    assert_eq!(build_ok(&c, &f, &world()).who.groups, vec![6000]);
+    assert_eq!(build_ok(&c, &f, &world()).ids().groups, vec![6000]);
     // Group 0 from the runtime stays only for a target whose primary group is 0.
     let mut c = cfg();
     c.id.user = Some("0:0".into());
-    assert_eq!(build_ok(&c, &f, &world()).who.groups, vec![0, 7000]);
+    assert_eq!(build_ok(&c, &f, &world()).ids().groups, vec![0, 7000]);
 }
 
 #[test]
@@ -192,7 +200,11 @@ fn a_numeric_uid_without_entry_gets_its_own_gid_and_a_labelled_default_home() {
     let mut c = cfg();
     c.id.user = Some("4321".into());
     let p = build_ok(&c, &root(), &world());
-    assert_eq!((p.who.uid, p.who.gid), (4321, 4321), "never root's group");
+    assert_eq!(
+        (p.ids().uid, p.ids().gid),
+        (4321, 4321),
+        "never root's group"
+    );
     assert_eq!(env_of(&p, "HOME"), Some("/"));
     let home = p.env_added.iter().find(|e| e.name == "HOME").unwrap();
     assert_eq!(home.source, "default: uid 4321 has no passwd entry");
@@ -213,7 +225,11 @@ fn a_non_root_start_as_the_target_keeps_the_runtime_groups() {
     c.id.user = Some("5000:5000".into());
     let p = build_ok(&c, &facts(5000, 5000, &[5000, 7000], 0), &world());
     assert!(matches!(p.action, Action::AlreadyTarget(_)));
-    assert_eq!(p.who.groups, vec![5000, 7000], "fsGroup and the like stay");
+    assert_eq!(
+        p.ids().groups,
+        vec![5000, 7000],
+        "fsGroup and the like stay"
+    );
     assert_eq!(p.drop.switch_to, None);
 }
 

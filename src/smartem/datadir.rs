@@ -4,7 +4,8 @@
 //! start-up deadline (src/deadline.rs), because a stalled NFS mount must not
 //! hang start-up.
 
-use crate::identity::access::{can_list_and_enter, Who};
+use crate::identity::access::can_list_and_enter;
+use crate::identity::Ids;
 use crate::inputs::{Inputs, Kind, Meta};
 use std::io::ErrorKind;
 use std::path::Path;
@@ -87,7 +88,7 @@ pub fn check_now(path: &Path, fs: &dyn Inputs) -> Verdict {
 /// Predicts the verdict for `who` from stat alone, without becoming them
 /// (dry-run as root). Root's own stat may be refused on a root-squashed
 /// mount: then there is nothing to predict from.
-pub fn predict(path: &Path, who: &Who, fs: &dyn Inputs) -> Verdict {
+pub fn predict(path: &Path, who: &Ids, fs: &dyn Inputs) -> Verdict {
     let meta = match stat_dir(path, fs) {
         Ok(m) => m,
         Err(v) => return v,
@@ -102,8 +103,8 @@ pub fn predict(path: &Path, who: &Who, fs: &dyn Inputs) -> Verdict {
 /// when we already are `who` (same uid and gid), predicted from the mode
 /// bits otherwise. The bool says whether the kernel was asked.
 /// Callers bound it with the start-up deadline (`deadline::run_or_stalled`).
-pub fn assess(path: &Path, who: &Who, current: (u32, u32), fs: &dyn Inputs) -> (Verdict, bool) {
-    if (who.uid, who.gid) == current {
+pub fn assess(path: &Path, who: &Ids, current: &Ids, fs: &dyn Inputs) -> (Verdict, bool) {
+    if (who.uid, who.gid) == (current.uid, current.gid) {
         (check_now(path, fs), true)
     } else {
         (predict(path, who, fs), false)
@@ -150,7 +151,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let stranger = Who {
+        let stranger = Ids {
             uid: 4242,
             gid: 4242,
             groups: vec![],
