@@ -53,10 +53,10 @@ pub type Opened = Vec<(OwnedFd, bool)>;
 /// replaced since by anything else fails to open and is skipped; a file
 /// replaced by a symlink gets the file rights on the link itself, which no
 /// write goes through (the kernel checks the path a link resolves to, and
-/// a rule applies beneath its inode only). An entry gone since the plan, or one the
-/// service's user cannot reach, needs no rule. openat, not open: musl's
-/// open adds an fcntl(FD_CLOEXEC) per call for kernels older than 2.6.23.
-/// Callers bound this (a grant may be a stalled network mount).
+/// a rule applies beneath its inode only). An entry gone since the plan,
+/// or one the service's user cannot reach, needs no rule. openat, not
+/// open: musl's open adds an fcntl(FD_CLOEXEC) per call for kernels older
+/// than 2.6.23. Callers bound this (a grant may be a stalled network mount).
 pub fn open_grants(grants: &[Grant]) -> Result<Opened> {
     use nix::errno::Errno;
     use nix::fcntl::{openat, OFlag, AT_FDCWD};

@@ -1,5 +1,6 @@
 //! What the current start-up step is touching ("reading /etc/passwd"),
-//! recorded by every look `Fs` and the other inputs make, so that a stall
+//! recorded before each look through the inputs (`Fs`, the config files,
+//! the carve, the data-dir check), in the caller's words, so that a stall
 //! or an interruption is reported with the path it was waiting on. The
 //! bounded steps themselves are in src/deadline.rs.
 
@@ -26,6 +27,7 @@ pub fn doing(what: impl Into<String>) {
     });
 }
 
+/// The record, cut at 300 characters (a path can be long).
 pub fn read(rec: &Record) -> String {
     rec.lock()
         .map(|d| d.clone())
