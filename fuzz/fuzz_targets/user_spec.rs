@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     // Not root: gosu's ":GROUP" is the current user, so it must not be 0.
     if let Ok(t) = smartem_init::fuzzing::resolve(spec, &db, 4242) {
         let user = spec.split(':').next().unwrap_or("");
-        if t.uid == 0 {
+        if t.ids.uid == 0 {
             assert!(user == "root" || user.bytes().all(|b| b == b'0'), "{spec:?} resolved to uid 0");
         }
     }
