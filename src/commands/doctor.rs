@@ -5,7 +5,7 @@
 use crate::config::DoctorConfig;
 use crate::error::Result;
 use crate::identity::access::can_list_and_enter;
-use crate::identity::creds::names;
+use crate::identity::creds::{mask_of, names, CapMask};
 use crate::identity::privileges::DropPlan;
 use crate::identity::Action;
 use crate::identity::Ids;
@@ -102,7 +102,7 @@ pub fn run(cfg: &DoctorConfig) -> Result<i32> {
     Ok(if r.problems == 0 { 0 } else { 1 })
 }
 
-/// Ids we are and, from the plan run mode would make here (doctor explains
+/// Who we are and, from the plan run mode would make here (doctor explains
 /// it rather than deciding anew), who the service will be: the plan and
 /// that identity (ours where the settings do not resolve).
 fn identity_rows(
@@ -161,18 +161,11 @@ fn identity_rows(
 /// description of the caller, shown and never counted.
 fn privilege_rows(r: &mut Report, facts: &crate::plan::Facts) {
     r.section("privileges");
-    let all = facts.creds.supported;
-    let short = |set: u64| {
-        if set == all && all != 0 {
-            format!("all {}", all.count_ones())
-        } else {
-            names(set)
-        }
-    };
-    r.row("effective", short(facts.creds.effective));
-    r.row("permitted", short(facts.creds.permitted));
-    r.row("bounding", short(facts.creds.bounding));
-    r.row("ambient", short(facts.creds.ambient));
+    let c = &facts.creds;
+    r.row("effective", short_caps(c.effective, c.supported));
+    r.row("permitted", short_caps(c.permitted, c.supported));
+    r.row("bounding", short_caps(c.bounding, c.supported));
+    r.row("ambient", short_caps(c.ambient, c.supported));
     r.row(
         "no_new_privs",
         if facts.creds.no_new_privs {
@@ -226,7 +219,7 @@ fn path_sections(
     Ok(())
 }
 
-/// Ids the service will be and what it will run, from the plan.
+/// Who the service will be and what it will run, from the plan.
 fn plan_rows(r: &mut Report, p: &Plan) {
     let configured = match &p.action {
         Action::Switch(t) | Action::AlreadyTarget(t) => {
@@ -323,15 +316,7 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
             ("CapAmb", "ambient"),
         ] {
             let mask = u64::from_str_radix(&get(k), 16).unwrap_or(0);
-            let all = facts.creds.supported;
-            r.row(
-                name,
-                if mask == all && all != 0 {
-                    format!("all {}", all.count_ones())
-                } else {
-                    names(mask)
-                },
-            );
+            r.row(name, short_caps(mask, facts.creds.supported));
         }
         r.row("no_new_privs", get("NoNewPrivs"));
         r.row(
@@ -362,6 +347,16 @@ fn running_init_rows(r: &mut Report, facts: &crate::plan::Facts, plan: Option<&P
     }
 }
 
+/// A capability set as doctor shows it: "all N" when it holds every one
+/// this kernel knows, else the names.
+fn short_caps(set: CapMask, supported: CapMask) -> String {
+    if set == supported && supported != 0 {
+        format!("all {}", supported.count_ones())
+    } else {
+        names(set)
+    }
+}
+
 /// A status field's words joined by one space, as doctor shows them.
 fn words(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -382,7 +377,7 @@ fn against_plan(status: &str, uid: u32, drop: &DropPlan) -> std::result::Result<
     if get("NoNewPrivs") != "1" {
         wrong.push("no_new_privs not set".to_string());
     }
-    let kept = drop.keep.iter().fold(0u64, |m, c| m | c.bitmask());
+    let kept = mask_of(&drop.keep);
     let mut sets = vec![
         ("CapEff", "effective"),
         ("CapPrm", "permitted"),

@@ -1,4 +1,4 @@
-//! Ids the service runs as: `USER[:GROUP]` resolved against the parsed
+//! Who the service runs as: `USER[:GROUP]` resolved against the parsed
 //! passwd/group files, and the decision of what to do given who we are
 //! now. Pure: the current identity comes in as a value.
 
